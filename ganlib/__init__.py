@@ -1,0 +1,16 @@
+"""ganlib: the small GAN library behind the book. Data, models, losses, training, plots.
+
+The names a chapter uses are re-exported here: `from ganlib import train, TrainConfig`.
+"""
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import (ImageData, check_images, grid_of_gaussians, load_dataset, load_images,
+                   load_mnist_sample, make_batches, ring_of_gaussians, stacked_mnist,
+                   to_signed, to_unit)
+from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
+from .models import MODELS, Packed, build_models, pack
+from .plot import plot_history, show_grid, show_points
+from .train import (TrainConfig, TrainingDiverged, d_step, g_step, generate, new_history,
+                    train)
+from .utils import get_device, seed_everything
+
+__version__ = "0.1.0"

@@ -1,0 +1,55 @@
+"""Small shared helpers: seeding, device choice, atomic file writes."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) from one integer.
+
+    Same seed, same CPU result: every random draw in ganlib goes through these generators.
+    Introduced in chapter 1 (how to use this book).
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def get_device(device: str | torch.device = "auto") -> torch.device:
+    """Return a `torch.device`; "auto" picks CUDA when a GPU is present, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available; "
+                         "use device='auto' or 'cpu'")
+    return dev
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call `write(tmp_path)`, then rename the temporary file onto `path` in one step.
+
+    A crash or an exception while writing leaves any earlier file at `path` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
