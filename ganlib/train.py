@@ -43,6 +43,8 @@ class TrainConfig:
     sample_every: int = 500      # write a fixed-noise sample grid every N steps (0: never)
     ckpt_every: int = 1000       # write last.pt every N steps (0: only at the end)
     log_every: int = 25          # read losses back from the device every N steps
+    eval_every: int = 0          # call `evaluate(G)` every N steps (0: never)
+    best_metric: str | None = None  # key of evaluate's dict to keep best.pt by (lower is better)
     out_dir: str | None = None   # where samples, checkpoints and history go (None: nowhere)
     progress: bool = True        # show a tqdm progress bar
 
@@ -98,13 +100,17 @@ def new_history() -> dict:
 
 
 def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: bool = False,
-          callback=None) -> dict:
+          callback=None, evaluate=None) -> dict:
     """Train `G` and `D` in place on `data` and return the history (a dict of lists).
 
     With `config.out_dir`, writes fixed-noise sample grids, `last.pt` checkpoints, and at the
     end `samples.png`, `losses.png` and `history.json`. `resume=True` continues exactly from
     `out_dir/last.pt` if it exists. `callback(step, G, D, history)`, if given, runs after
-    every step. Raises `TrainingDiverged` on a NaN/inf loss without touching `last.pt`.
+    every step. `evaluate(G) -> {name: float}`, if given, runs every `config.eval_every`
+    steps and at the end; its values go to `history["eval"]`, and with `config.best_metric`
+    the checkpoint with the lowest value is kept as `best.pt` beside `last.pt` (a GAN's best
+    and final generators often differ a lot). Raises `TrainingDiverged` on a NaN/inf loss
+    without touching `last.pt`.
     """
     cfg, device = config, get_device(config.device)
     loss = get_loss(cfg.loss, *cfg.lsgan_abc)
@@ -129,9 +135,9 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         ckpt_io.set_rng_state(ck["rng"])
         start, history = ck["step"], ck["history"]
 
-    def save(step):
+    def save(step, name="last.pt"):
         if out:
-            ckpt_io.save_checkpoint(out / "last.pt", G=G.state_dict(), D=D.state_dict(),
+            ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
                                     step=step, rng=ckpt_io.rng_state(), config=asdict(cfg),
                                     image_shape=list(image_shape), history=history)
@@ -166,6 +172,12 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         if due_sample:
             from .plot import save_samples
             save_samples(generate(G, z_fixed), out / "samples" / f"step_{done:07d}.png")
+        if evaluate and ((cfg.eval_every and done % cfg.eval_every == 0) or done == total):
+            _flush(pending, history, done, out)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                values = evaluate(G)  # its random draws do not shift training's RNG
+            if _record_eval(history, done, values, cfg.best_metric):
+                save(done, "best.pt")
         if due_ckpt:
             save(done)
         if callback:
@@ -189,6 +201,20 @@ def _check_data(G, batches, z_fixed):
     if torch.is_tensor(x) and x.dim() == 4:
         check_images(x)
     return shape
+
+
+def _record_eval(history, step, values: dict, best_metric) -> bool:
+    """Append evaluation results to history["eval"]; True when `best_metric` improved."""
+    ev = history.setdefault("eval", {"step": []})
+    ev["step"].append(step)
+    for k, v in values.items():
+        ev.setdefault(k, []).append(float(v))
+    if best_metric is None:
+        return False
+    if best_metric not in values:
+        raise KeyError(f"best_metric {best_metric!r} is not among evaluate's results "
+                       f"{sorted(values)}")
+    return ev[best_metric][-1] <= min(ev[best_metric])
 
 
 def _flush(pending, history, done, out):
