@@ -11,7 +11,7 @@ from dataclasses import fields
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, load_dataset
+from .data import DATASETS, DataUnavailable, load_dataset
 from .losses import LOSSES
 from .models import MODELS, build_models
 from .plot import save_samples
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         (cmd_train if args.command == "train" else cmd_sample)(args)
-    except (ValueError, TrainingDiverged, FileNotFoundError) as err:
+    except (ValueError, TrainingDiverged, FileNotFoundError, DataUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -6,6 +6,7 @@ RNG states, the run's config and its history. Enough to resume exactly.
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -57,11 +58,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                               "last.pt in its --out folder)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
-            ValueError, KeyError) as err:
+    except (RuntimeError, OSError, EOFError, IndexError, struct.error, pickle.UnpicklingError,
+            zipfile.BadZipFile, ValueError, KeyError) as err:  # what torch.load raises on junk
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]  # "" for an empty file
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): "
-                              f"{str(err).splitlines()[0][:200]}. Use another checkpoint "
-                              "or retrain.") from err
+                              f"{first}. Use another checkpoint or retrain.") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ganlib checkpoint (a plain state_dict or "
                               "another tool's file?); load it with torch.load yourself, "

@@ -135,6 +135,10 @@ def load_mnist_sample(train: bool = True) -> ImageData:
     return ImageData(to_signed(x), y, "mnist-sample", f"bundled MNIST sample ({split})")
 
 
+class DataUnavailable(RuntimeError):
+    """A torchvision dataset that is neither on disk nor downloadable (offline)."""
+
+
 def load_torchvision(name: str, root=None, train: bool = True,
                      fallback_to_sample: bool = True) -> ImageData:
     """MNIST, Fashion-MNIST or CIFAR-10 through torchvision (downloads when missing).
@@ -146,9 +150,9 @@ def load_torchvision(name: str, root=None, train: bool = True,
         x, y = _torchvision_images(name, root, train)
     except (RuntimeError, OSError) as err:  # torchvision raises these when offline
         if name != "mnist" or not fallback_to_sample:
-            raise RuntimeError(f"could not load {name} from {root} ({err}). Download it with "
-                               f"network access, or set {DATA_ENV} to a folder holding it "
-                               "in torchvision's layout.") from err
+            raise DataUnavailable(f"could not load {name} from {root} ({err}). Download it "
+                                  f"with network access, or set {DATA_ENV} to a folder "
+                                  "holding it in torchvision's layout.") from err
         print(f"ganlib: MNIST not found under {root} and no network; using the bundled "
               f"{len(load_mnist_sample(train))}-image sample instead.", file=sys.stderr)
         return load_mnist_sample(train)
@@ -210,7 +214,7 @@ def load_images(path: str | os.PathLike, image_size: int = 64) -> ImageData:
     images = []
     for f in tqdm(files, desc=f"reading {path.name}", leave=False, disable=len(files) < 2000):
         with Image.open(f) as im:
-            arr = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+            arr = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
         images.append(_resize_crop(arr, image_size))
     return ImageData(to_signed(torch.stack(images)), None, path.name, str(path))
 

@@ -72,15 +72,24 @@ def g_step(D, opt_G, loss: GANLoss, x_fake):
     """One generator update through D: gradients flow into G's parameters only
     (D's are frozen with `requires_grad_(False)` for the backward pass, so no D weight
     gradients are computed). Returns the detached generator loss."""
-    D.requires_grad_(False)
+    trainable = [p for p in D.parameters() if p.requires_grad]  # restore only these after
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         g_loss = loss.g_loss(D(x_fake).float())
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_G.step()
     finally:
-        D.requires_grad_(True)
+        for p in trainable:
+            p.requires_grad_(True)
     return g_loss.detach()
+
+
+def make_adam(model, lr: float, betas) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters, CPU or CUDA): the same
+    update as the default implementation, several times faster for small models."""
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=tuple(betas), fused=True)
 
 
 @torch.no_grad()
@@ -120,8 +129,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     z_fixed = G.sample_z(64, device)  # drawn right after seeding: the same on resume
     batches = make_batches(data, cfg.batch_size, device, cfg.seed)
     image_shape = _check_data(G, batches, z_fixed)
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
+    opt_G = make_adam(G, cfg.lr_g, cfg.betas)
+    opt_D = make_adam(D, cfg.lr_d, cfg.betas)
     total = cfg.num_steps or max(1, math.ceil(cfg.num_epochs * batches.steps_per_epoch / cfg.n_critic))
     out = Path(cfg.out_dir) if cfg.out_dir else None
     start, history = 0, new_history()

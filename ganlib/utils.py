@@ -53,3 +53,15 @@ def atomic_write(path: str | Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+BUDGET_ENV = "GANLIB_BUDGET"
+
+
+def budget(quick, full):
+    """The book's one training-budget knob: `quick` when `$GANLIB_BUDGET` is "quick" (tests,
+    CI), else `full` (the rendered book). Example: `steps = budget(quick=50, full=5000)`."""
+    mode = os.environ.get(BUDGET_ENV, "full")
+    if mode not in ("quick", "full"):
+        raise ValueError(f"{BUDGET_ENV} must be 'quick' or 'full', got {mode!r}")
+    return quick if mode == "quick" else full

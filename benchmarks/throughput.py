@@ -1,0 +1,161 @@
+"""Training throughput: the source article's loop as written vs ganlib, same model, same data.
+
+    python benchmarks/throughput.py [--steps 300] [--json results.json] [--root DATA]
+
+Runs in one process on the same MNIST training images:
+  1. article-64: the loop of source article 001: torchvision MNIST with ToTensor + Normalize,
+     a DataLoader (batch 64, shuffle), its MLP with Sigmoid + BCELoss, Adam 2e-4.
+  2. ganlib-64:  `ganlib.train` on the same MLP (logits, non-saturating BCE) at batch 64.
+  3. ganlib-default: the same at ganlib's default batch size.
+Prints real images per second and the ratios to the article's loop, and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import ganlib
+from ganlib.data import data_root, load_torchvision
+
+
+class ArticleGenerator(nn.Module):  # 001's generator, as written
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(100, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(),
+                                   nn.Linear(512, 1024), nn.ReLU(), nn.Linear(1024, 784), nn.Tanh())
+
+    def forward(self, z):
+        return self.model(z).view(-1, 1, 28, 28)
+
+
+class ArticleDiscriminator(nn.Module):  # 001's discriminator, with its Sigmoid
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+                                   nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())
+
+    def forward(self, img):
+        return self.model(img.view(-1, 784))
+
+
+class PILDigits(torch.utils.data.Dataset):
+    """torchvision.datasets.MNIST's per-item path (uint8 -> PIL -> transform) over a tensor,
+    used only when the full MNIST files are not available."""
+
+    def __init__(self, x_uint8, transform):
+        self.x, self.transform = x_uint8, transform
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.x[i].numpy(), mode="L")), 0
+
+
+def article_dataset(root):
+    """The article's data pipeline: torchvision MNIST + ToTensor + Normalize((0.5,), (0.5,))."""
+    import torchvision.datasets as datasets
+    import torchvision.transforms as transforms
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    try:
+        from ganlib.data import _writable_root
+        return datasets.MNIST(root=str(_writable_root(root, "MNIST")), train=True,
+                              download=True, transform=transform), "MNIST (60,000)"
+    except (RuntimeError, OSError):
+        x = ((ganlib.load_mnist_sample().x[:, 0] + 1) * 127.5).round().to(torch.uint8)
+        return PILDigits(x, transform), f"bundled MNIST sample ({len(x)})"
+
+
+def run_article(dataset, steps: int, batch_size: int = 64) -> float:
+    """001's training loop as written, timed over `steps` iterations; returns images/s."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    generator, discriminator = ArticleGenerator(), ArticleDiscriminator()
+    optimizer_G = torch.optim.Adam(generator.parameters(), lr=0.0002)
+    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=0.0002)
+    criterion = nn.BCELoss()
+    done, t0 = 0, time.perf_counter()
+    while done < steps:
+        for real_images, _ in loader:
+            batch_size = real_images.size(0)
+            real_labels, fake_labels = torch.ones(batch_size, 1), torch.zeros(batch_size, 1)
+            optimizer_D.zero_grad()
+            d_loss_real = criterion(discriminator(real_images), real_labels)
+            z = torch.randn(batch_size, 100)
+            fake_images = generator(z)
+            d_loss_fake = criterion(discriminator(fake_images.detach()), fake_labels)
+            d_loss = d_loss_real + d_loss_fake
+            d_loss.backward()
+            optimizer_D.step()
+            optimizer_G.zero_grad()
+            g_loss = criterion(discriminator(fake_images), real_labels)
+            g_loss.backward()
+            optimizer_G.step()
+            d_loss.item(), g_loss.item()  # the article prints these (once an epoch)
+            done += 1
+            if done == steps:
+                break
+    return steps * 64 / (time.perf_counter() - t0)
+
+
+def run_ganlib(data, steps: int, batch_size: int) -> float:
+    """`ganlib.train` on 001's MLP (as logits) for `steps` steps; returns images/s,
+    timing the whole call (set-up included)."""
+    G, D = ganlib.build_models("mlp", (1, 28, 28))
+    cfg = ganlib.TrainConfig(batch_size=batch_size, num_steps=steps, progress=False,
+                             betas=(0.9, 0.999), device="auto")
+    t0 = time.perf_counter()
+    ganlib.train(G, D, data, cfg)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - t0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=300, help="training steps per measurement")
+    p.add_argument("--repeats", type=int, default=3, help="measurements per row (median kept)")
+    p.add_argument("--root", default=None, help="data folder (default: $GANLIB_DATA)")
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    args = p.parse_args()
+    root = data_root(args.root)
+    dataset, desc = article_dataset(root)
+    try:
+        data = load_torchvision("mnist", root, fallback_to_sample=False)
+    except RuntimeError:
+        data = ganlib.load_mnist_sample()
+    default_batch = ganlib.TrainConfig().batch_size
+    rows = [("article-64", lambda: run_article(dataset, args.steps), 64),
+            ("ganlib-64", lambda: run_ganlib(data, args.steps, 64), 64),
+            (f"ganlib-{default_batch}", lambda: run_ganlib(data, args.steps, default_batch),
+             default_batch)]
+    results = {}
+    for name, fn, bs in rows:
+        fn_steps = [fn() for _ in range(args.repeats)]
+        results[name] = {"batch_size": bs, "images_per_s": sorted(fn_steps)[len(fn_steps) // 2],
+                         "all_runs": fn_steps}
+    base = results["article-64"]["images_per_s"]
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else \
+        f"CPU ({torch.get_num_threads()} threads)"
+    print(f"data: {desc}; device: {device}; {args.steps} steps x {args.repeats} repeats (median)")
+    print(f"{'loop':<16}{'batch':>6}{'images/s':>12}{'vs article':>12}")
+    for name, r in results.items():
+        r["ratio"] = r["images_per_s"] / base
+        print(f"{name:<16}{r['batch_size']:>6}{r['images_per_s']:>12.0f}{r['ratio']:>11.2f}x")
+    if args.json:
+        meta = {"device": device, "data": desc, "steps": args.steps, "repeats": args.repeats,
+                "torch": torch.__version__, "python": platform.python_version(),
+                "platform": platform.platform()}
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        print(f"wrote {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

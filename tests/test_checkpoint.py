@@ -1,0 +1,194 @@
+"""Checkpoints: atomic writes, safe loading with clear errors, and refusing to resume a run
+with different settings."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+
+from ganlib import CheckpointError, TrainConfig, build_models, load_checkpoint, train
+from ganlib.checkpoint import FORMAT, VERSION, save_checkpoint
+from ganlib.models import MLPDiscriminator, MLPGenerator
+from ganlib.utils import atomic_write
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+def test_atomic_write_leaves_the_old_file_intact_when_the_write_fails(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"the good checkpoint")
+
+    def half_written(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, half_written)
+    assert path.read_bytes() == b"the good checkpoint"
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file left behind
+
+
+def test_atomic_write_replaces_the_file_when_the_write_succeeds(tmp_path):
+    path = tmp_path / "sub" / "f.txt"  # the folder is created
+    atomic_write(path, lambda tmp: open(tmp, "w").write("one"))
+    atomic_write(path, lambda tmp: open(tmp, "w").write("two"))
+    assert path.read_text() == "two"
+    assert os.listdir(path.parent) == ["f.txt"]
+
+
+def test_save_checkpoint_that_fails_to_pickle_keeps_the_previous_one(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, step=1, weights=torch.ones(3))
+    good = path.read_bytes()
+    with pytest.raises(Exception):
+        save_checkpoint(path, step=2, callback=lambda: None)  # a lambda cannot be pickled
+    assert path.read_bytes() == good
+    assert load_checkpoint(path)["step"] == 1
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_checkpoint_round_trip(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", step=7, w=torch.arange(4.0), config={"lr": 1e-3},
+                    shape=[1, 28, 28], betas=(0.5, 0.999), name=None)
+    ck = load_checkpoint(tmp_path / "c.pt")
+    assert ck["format"] == FORMAT and ck["version"] == VERSION
+    assert ck["step"] == 7 and torch.equal(ck["w"], torch.arange(4.0))
+    assert ck["config"] == {"lr": 1e-3} and ck["betas"] == (0.5, 0.999) and ck["name"] is None
+
+
+# ----------------------------------------------------------------------------- bad files
+
+@pytest.fixture
+def good_checkpoint(tmp_path):
+    path = tmp_path / "good.pt"
+    G = MLPGenerator(8, (1, 8, 8))
+    save_checkpoint(path, G=G.state_dict(), step=3)
+    return path
+
+
+def test_truncated_checkpoint_raises_checkpoint_error(good_checkpoint, tmp_path):
+    data = good_checkpoint.read_bytes()
+    path = tmp_path / "truncated.pt"
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"truncated.pt is not a readable checkpoint "
+                                              r"\(truncated or corrupt\?\).*retrain"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip",
+                                     b"\x80\x02" + b"\xff" * 100],
+                         ids=["empty", "fake-zip", "bad-pickle"])
+def test_corrupt_checkpoint_raises_checkpoint_error(content, tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch, reading junk
+def test_random_bytes_and_every_truncation_raise_checkpoint_error(tmp_path):
+    """torch.load fails on junk in many ways (UnpicklingError, IndexError, struct.error,
+    OSError, EOFError with an empty message, ...): each must become a CheckpointError."""
+    save_checkpoint(tmp_path / "good.pt", w=torch.randn(100), step=3, history={"step": [1]})
+    good = (tmp_path / "good.pt").read_bytes()
+    rng = random.Random(0)
+    junk = [rng.randbytes(rng.choice([1, 2, 3, 8, 64, 4096])) for _ in range(400)]
+    junk += [good[:n] for n in range(0, len(good), 5)]  # truncated anywhere
+    path = tmp_path / "bad.pt"
+    for content in junk:
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match="not a (readable|ganlib) checkpoint"):
+            load_checkpoint(path)
+
+
+def test_plain_state_dict_is_not_a_ganlib_checkpoint(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(MLPDiscriminator((1, 8, 8)).state_dict(), path)
+    with pytest.raises(CheckpointError, match="not a ganlib checkpoint.*plain state_dict"):
+        load_checkpoint(path)
+
+
+def test_other_version_is_refused(tmp_path):
+    torch.save({"format": FORMAT, "version": VERSION + 1}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match=f"version {VERSION + 1}.*reads version {VERSION}"):
+        load_checkpoint(tmp_path / "new.pt")
+
+
+def test_missing_checkpoint_raises_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*nope.pt; check the path"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path)  # a folder is not a checkpoint either
+    assert issubclass(CheckpointError, ValueError)  # so the CLI reports it and exits 2
+
+
+class _Payload:
+    """Unpickling this runs os.mkdir(marker): what a malicious checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_loading_uses_weights_only_and_runs_no_code(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "version": VERSION, "x": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the file really does run code when trusted
+    assert marker.exists()
+
+
+# ----------------------------------------------------------------------------- resuming
+
+def _run(out, model="mlp", shape=(1, 28, 28), steps=1, **kw):
+    torch.manual_seed(0)
+    G, D = build_models(model, shape)
+    x = torch.rand(32, *shape) * 2 - 1
+    cfg = TrainConfig(model=model, batch_size=16, num_steps=steps, progress=False,
+                      device="cpu", out_dir=str(out), **kw)
+    return train(G, D, x, cfg, resume=True)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    _run(out)
+    return out
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(lr_g=1e-3), "lr_g: checkpoint 0.0002, now 0.001"),
+    (dict(loss="hinge"), "loss: checkpoint 'bce', now 'hinge'"),
+    (dict(seed=1), "seed: checkpoint 0, now 1"),
+    (dict(model="mlp-bn"), "model: checkpoint 'mlp', now 'mlp-bn'"),
+    (dict(model="dcgan"), "model: checkpoint 'mlp', now 'dcgan'"),
+    (dict(shape=(3, 28, 28)), r"data shape: checkpoint \(1, 28, 28\), now \(3, 28, 28\)"),
+])
+def test_resuming_with_different_settings_is_refused_and_leaves_last_pt(change, message,
+                                                                        run_dir):
+    before = _files(run_dir)
+    with pytest.raises(CheckpointError, match="cannot resume: this run's settings differ "
+                                              "from the checkpoint's") as err:
+        _run(run_dir, steps=3, **change)
+    assert err.match(message)
+    assert "train into a new --out folder" in str(err.value)
+    assert _files(run_dir) == before
+
+
+def test_resuming_with_more_steps_is_allowed(tmp_path):
+    _run(tmp_path, steps=1)
+    history = _run(tmp_path, steps=2)
+    assert history["step"] == [1, 2]
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2

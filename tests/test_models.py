@@ -1,0 +1,180 @@
+"""Models: output shapes and ranges for every architecture and size, logits (never
+probabilities) from every discriminator, PacGAN packing, DCGAN's initialisation, the noise
+distributions, and build_models' errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ganlib import MODELS, Packed, build_models, pack
+from ganlib.models import ToyDiscriminator, ToyGenerator, Upsample64Generator
+
+CASES = [("mlp", (1, 28, 28)), ("mlp-bn", (1, 28, 28)), ("conv32", (3, 32, 32)),
+         ("upsample64", (3, 64, 64))] + \
+        [("dcgan", (c, s, s)) for s in (28, 32, 64) for c in (1, 3)] + [("toy", (2,))]
+IDS = [f"{name}-{'x'.join(map(str, shape))}" for name, shape in CASES]
+
+WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def _last_weighted(module: nn.Module) -> nn.Module:
+    return [m for m in module.modules() if isinstance(m, WEIGHTED)][-1]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("name, shape", CASES, ids=IDS)
+def test_generator_output_shape_and_range(name, shape):
+    G, _ = build_models(name, shape)
+    z = G.sample_z(4)  # (B, latent_dim)
+    assert z.shape == (4, G.latent_dim)
+    x = G(z)  # (B, latent_dim) -> (B, *shape)
+    assert x.shape == (4, *shape)
+    assert torch.isfinite(x).all()
+    if name != "toy":  # images: tanh output, the range of the data
+        assert x.min() >= -1 and x.max() <= 1
+
+
+@pytest.mark.parametrize("name, shape", [c for c in CASES if c[0] != "toy"],
+                         ids=[i for i, c in zip(IDS, CASES) if c[0] != "toy"])
+def test_image_generators_end_in_tanh(name, shape):
+    """Blow up the last layer's weights: a tanh output saturates at +-1 but never passes it."""
+    G, _ = build_models(name, shape)
+    with torch.no_grad():
+        _last_weighted(G).weight.mul_(1000)
+    x = G(G.sample_z(4))
+    assert x.abs().max() <= 1
+    assert x.abs().max() > 0.99  # the pre-activations really were large
+
+
+@pytest.mark.parametrize("name, shape", CASES, ids=IDS)
+def test_discriminator_returns_raw_logits(name, shape):
+    _, D = build_models(name, shape)
+    last = _last_weighted(D)
+    seen = []
+    last.register_forward_hook(lambda m, i, out: seen.append(out))
+    with torch.no_grad():
+        last.weight.mul_(1000)  # a sigmoid output could never leave [0, 1] after this
+    x = torch.rand(4, *shape) * 2 - 1
+    logits = D(x)
+    assert logits.shape == (4, 1)
+    # Nothing (no sigmoid) comes after D's last layer: its output is the logit itself.
+    assert torch.equal(logits, seen[-1].reshape(4, 1))
+    assert logits.abs().max() > 1
+    assert not any(isinstance(m, nn.Sigmoid) for m in D.modules())
+
+
+@pytest.mark.parametrize("name, shape", CASES, ids=IDS)
+def test_packed_discriminator_judges_pairs(name, shape):
+    G, D = build_models(name, shape, pack_m=2)
+    assert isinstance(D, Packed) and D.m == 2
+    x = G(G.sample_z(4)).detach()  # (4, *shape)
+    assert D(x).shape == (2, 1)  # (B, *shape) -> (B/2, 1)
+    with pytest.raises(ValueError, match="batch size 3 is not a multiple of the packing "
+                                         "degree 2; use a batch size divisible by 2"):
+        D(x[:3])
+
+
+def test_pack_puts_consecutive_samples_side_by_side():
+    x = torch.randn(6, 3, 4, 4)
+    packed = pack(x, 3)
+    assert packed.shape == (2, 9, 4, 4)
+    assert torch.equal(packed[0, 3:6], x[1]) and torch.equal(packed[1, 6:9], x[5])
+    points = torch.randn(4, 2)
+    assert torch.equal(pack(points, 2), torch.cat([points[0::2], points[1::2]], dim=1))
+
+
+@pytest.mark.parametrize("channels, size", [(1, 28), (3, 64)])
+def test_dcgan_initialisation(channels, size):
+    """Radford et al.: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), BatchNorm bias 0
+    (PyTorch's own defaults would be Kaiming-uniform weights and scale 1)."""
+    G, D = build_models("dcgan", (channels, size, size))
+    modules = [*G.modules(), *D.modules()]
+    convs = [m.weight.flatten() for m in modules if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    w = torch.cat(convs)
+    assert w.std().item() == pytest.approx(0.02, rel=0.03)
+    assert abs(w.mean().item()) < 1e-3
+    for layer in convs:  # every layer, even the 1,024-weight ones
+        assert layer.std().item() == pytest.approx(0.02, rel=0.15)
+    bns = [m for m in modules if isinstance(m, nn.BatchNorm2d)]
+    scale = torch.cat([m.weight for m in bns])
+    assert scale.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert scale.std().item() == pytest.approx(0.02, rel=0.2)
+    assert all(torch.count_nonzero(m.bias) == 0 for m in bns)
+
+
+def test_toy_generator_is_pacgans_2d_sampler():
+    G, D = build_models("toy", (2,))
+    assert isinstance(G, ToyGenerator) and isinstance(D, ToyDiscriminator)
+    assert G.latent_dim == 2
+    z = G.sample_z(1000)
+    assert z.shape == (1000, 2)
+    assert z.std().item() == pytest.approx(1.0, rel=0.1)  # N(0, I) noise
+    hidden = [m.out_features for m in G.modules() if isinstance(m, nn.Linear)]
+    assert hidden == [400, 400, 400, 400, 2]  # 4 hidden layers of 400 units
+    assert [m.pieces for m in D.net[:3]] == [5, 5, 5]  # 3 maxout layers, 5 pieces each
+    assert G(z).shape == (1000, 2)
+    _, D4 = build_models("toy", (2,), pack_m=4)
+    assert D4(torch.randn(8, 2)).shape == (2, 1)
+
+
+def test_upsample64_noise_is_uniform_in_minus1_1_with_latent_1000():
+    G, _ = build_models("upsample64", (3, 64, 64))
+    assert isinstance(G, Upsample64Generator)
+    assert G.latent_dim == 1000
+    z = G.sample_z(200)  # (200, 1000)
+    assert z.shape == (200, 1000)
+    assert z.min() >= -1 and z.max() <= 1
+    assert z.min() < -0.99 and z.max() > 0.99  # fills the interval
+    assert z.var().item() == pytest.approx(1 / 3, rel=0.02)  # U(-1, 1) has variance 1/3
+    assert abs(z.mean().item()) < 0.01
+
+
+def test_other_generators_use_gaussian_noise():
+    G, _ = build_models("mlp", (1, 28, 28))
+    assert G.latent_dim == 100
+    z = G.sample_z(1000)  # (1000, 100)
+    assert z.var().item() == pytest.approx(1.0, rel=0.02)
+    assert (z.abs() > 1).float().mean().item() == pytest.approx(0.317, abs=0.01)
+
+
+def test_latent_dim_override():
+    G, D = build_models("dcgan", (1, 32, 32), latent_dim=16)
+    assert G.latent_dim == 16
+    assert G(G.sample_z(2)).shape == (2, 1, 32, 32)
+    assert {name: latent for name, (_, latent) in MODELS.items()} == {
+        "mlp": 100, "mlp-bn": 100, "conv32": 100, "upsample64": 1000, "dcgan": 100, "toy": 2}
+
+
+def test_mlp_layer_widths_follow_the_source_articles():
+    G, D = build_models("mlp", (1, 28, 28))
+    assert [m.out_features for m in G.modules() if isinstance(m, nn.Linear)] == \
+        [256, 512, 1024, 784]
+    assert [m.out_features for m in D.modules() if isinstance(m, nn.Linear)] == [512, 256, 1]
+    G, D = build_models("mlp-bn", (1, 28, 28))
+    assert [m.out_features for m in G.modules() if isinstance(m, nn.Linear)] == [256, 512, 784]
+    assert isinstance(G.net[-1], nn.Tanh)  # 002's BatchNorm after the tanh is left out
+
+
+@pytest.mark.parametrize("args, message", [
+    (("resnet", (1, 28, 28)), "unknown model 'resnet'; choose one of mlp, mlp-bn, conv32, "
+                              "upsample64, dcgan, toy"),
+    (("conv32", (3, 64, 64)), r"supports image sizes \(32,\), got 64x64"),
+    (("upsample64", (3, 32, 32)), r"supports image sizes \(64,\), got 32x32"),
+    (("dcgan", (1, 48, 48)), "supports image sizes .* got 48x48"),
+    (("mlp", (1, 28, 32)), "got 28x32"),
+    (("toy", (1, 28, 28)), "'toy' is for 2-D points"),
+    (("mlp", (2,)), "use --model toy"),
+])
+def test_build_models_errors(args, message):
+    with pytest.raises(ValueError, match=message):
+        build_models(*args)
+
+
+def test_build_models_refuses_pack_below_1():
+    with pytest.raises(ValueError, match="pack_m must be >= 1"):
+        build_models("mlp", (1, 28, 28), pack_m=0)
