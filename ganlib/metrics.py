@@ -103,7 +103,7 @@ def _sqrtm_psd(s: torch.Tensor) -> torch.Tensor:
 
 
 def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
-    """Squared Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2):
+    """Squared Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2)::
 
         d^2 = |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)).
 
@@ -135,7 +135,7 @@ def fid(x_real, x_fake, classifier="mnist", batch_size: int = 500) -> float:
     feature space of ganlib's classifier (lower is better; 0 for identical sets).
 
     Args:
-        x_real, x_fake: images `(N, 1, 28, 28)` in [-1, 1], or `Embedding`s of them.
+        x_real, x_fake: images `(N, 1, 28, 28)` in [-1, 1], or `Embedding` objects of them.
             FID is biased upwards for small N: compare values at the same sample sizes.
         classifier: "mnist" (default) or "fashion-mnist", a weight file or a `SmallCNN`.
     Returns:
@@ -234,7 +234,7 @@ def precision_recall(x_real, x_fake, k: int = 3, classifier="mnist",
     fits in memory.
 
     Args:
-        x_real, x_fake: images `(N, 1, 28, 28)` in [-1, 1], or their `Embedding`s.
+        x_real, x_fake: images `(N, 1, 28, 28)` in [-1, 1], or their `Embedding` objects.
         k: neighbours per ball; 3 as in the paper.
     Returns:
         `(precision, recall)`, floats in [0, 1]. Mode collapse: high precision, low recall.
@@ -251,7 +251,7 @@ def image_metrics(x_real, x_fake, classifier="mnist", k: int = 3) -> dict:
     """All the image measures at once, embedding each set a single time.
 
     Returns `{"fid", "classifier_score", "kl_to_uniform", "classes_covered", "precision",
-    "recall"}` for images (or `Embedding`s) `(N, 1, 28, 28)`. Introduced in chapter 7.
+    "recall"}` for images (or `Embedding` objects) `(N, 1, 28, 28)`. Introduced in chapter 7.
     """
     real, fake = embed(x_real, classifier), embed(x_fake, classifier)
     hist = class_histogram(fake)

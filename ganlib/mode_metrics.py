@@ -38,9 +38,9 @@ def mixture_metrics(x: torch.Tensor, kind: str = "ring", means: torch.Tensor | N
             (e.g. `ring_means(8, radius=2.0)` and 0.02 for VEEGAN's ring).
         threshold: how many standard deviations from its mode a high-quality sample may be.
     Returns:
-        `{"modes": captured (int), "num_modes": K, "high_quality_pct": % of samples in
-        [0, 100], "reverse_kl": KL(q || uniform) in nats}`; reverse_kl is inf when no
-        sample is high quality.
+        a dict with keys "modes" (modes captured, int), "num_modes" (K),
+        "high_quality_pct" (% of samples, in [0, 100]) and "reverse_kl" (KL(q, uniform)
+        in nats, inf when no sample is high quality).
     Introduced in chapter 6 (mode collapse).
     """
     if means is None:
