@@ -1,6 +1,6 @@
 """Training throughput: the source article's loop as written vs ganlib, same model, same data.
 
-    python benchmarks/throughput.py [--steps 300] [--json results.json] [--root DATA]
+    python benchmarks/throughput.py [--steps 300] [--repeats 3] [--threads N] [--json results.json] [--root DATA]
 
 Runs in one process on the same MNIST training images:
   1. article-64: the loop of source article 001: torchvision MNIST with ToTensor + Normalize,
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -124,7 +125,11 @@ def main():
     p.add_argument("--repeats", type=int, default=3, help="measurements per row (median kept)")
     p.add_argument("--root", default=None, help="data folder (default: $GANLIB_DATA)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice, one per core)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root = data_root(args.root)
     dataset, desc = article_dataset(root)
     try:
@@ -136,11 +141,14 @@ def main():
             ("ganlib-64", lambda: run_ganlib(data, args.steps, 64), 64),
             (f"ganlib-{default_batch}", lambda: run_ganlib(data, args.steps, default_batch),
              default_batch)]
-    results = {}
-    for name, fn, bs in rows:
-        fn_steps = [fn() for _ in range(args.repeats)]
-        results[name] = {"batch_size": bs, "images_per_s": sorted(fn_steps)[len(fn_steps) // 2],
-                         "all_runs": fn_steps}
+    # Interleave the rows (a, b, c, a, b, c, ...) so that a change in machine load during the
+    # run affects every row alike; keep the median of each row's repeats.
+    runs = {name: [] for name, _, _ in rows}
+    for _ in range(args.repeats):
+        for name, fn, _ in rows:
+            runs[name].append(fn())
+    results = {name: {"batch_size": bs, "images_per_s": sorted(runs[name])[args.repeats // 2],
+                      "all_runs": runs[name]} for name, _, bs in rows}
     base = results["article-64"]["images_per_s"]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else \
         f"CPU ({torch.get_num_threads()} threads)"
@@ -152,7 +160,8 @@ def main():
     if args.json:
         meta = {"device": device, "data": desc, "steps": args.steps, "repeats": args.repeats,
                 "torch": torch.__version__, "python": platform.python_version(),
-                "platform": platform.platform()}
+                "platform": platform.platform(), "cpu_count": os.cpu_count(),
+                "load_average_1min_at_end": os.getloadavg()[0]}
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
         print(f"wrote {args.json}", file=sys.stderr)
 

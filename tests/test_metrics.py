@@ -10,8 +10,9 @@ import torch
 from ganlib import TrainConfig, build_models, train
 from ganlib.classifier import (CLASSIFIERS, ClassifierError, SmallCNN, accuracy, file_sha256,
                                load_classifier, save_classifier)
-from ganlib.data import (grid_of_gaussians, grid_means, load_mnist_sample, ring_means,
-                         ring_of_gaussians, stacked_mnist)
+from ganlib.data import (DataUnavailable, data_root, grid_of_gaussians, grid_means,
+                         load_mnist_sample, load_torchvision, ring_means, ring_of_gaussians,
+                         stacked_mnist)
 from ganlib.inception import InceptionUnavailable, inception_fid
 from ganlib.metrics import (Embedding, class_histogram, classes_covered, classifier_score, embed,
                             fid, fid_evaluator, frechet_distance, frechet_distance_from_stats,
@@ -133,6 +134,20 @@ def test_shipped_weights_match_their_record(name, target):
     model = load_classifier(name)
     x = torch.rand(5, 1, 28, 28) * 2 - 1
     assert model(x).shape == (5, 10) and model.features(x).shape == (5, model.feature_dim)
+
+
+@pytest.mark.parametrize("name, folder, target", [("mnist", "MNIST", 0.99),
+                                                   ("fashion-mnist", "FashionMNIST", 0.90)])
+def test_classifier_is_accurate_on_the_full_test_set_where_it_is_at_hand(name, folder, target):
+    root = data_root(None)
+    if not (root / folder / "raw").is_dir():
+        pytest.skip(f"{folder}/raw not under {root} (CI sets GANLIB_DATA to ../shared/data)")
+    try:
+        test = load_torchvision(name, root, train=False, fallback_to_sample=False)
+    except DataUnavailable as err:
+        pytest.skip(f"{name} incomplete under {root}: {err}")
+    assert len(test) == 10_000
+    assert accuracy(load_classifier(name), test.x, test.y) >= target
 
 
 def test_classifier_load_fails_clearly_on_corrupt_or_foreign_files(tmp_path):

@@ -13,7 +13,8 @@ from torch import nn
 
 from ganlib import (LOSSES, GANLoss, TrainConfig, TrainingDiverged, build_models, d_step, g_step,
                     generate, get_loss, load_checkpoint, ring_of_gaussians, train)
-from ganlib.models import Conv32Discriminator, Conv32Generator, MLPDiscriminator, MLPGenerator
+from ganlib.models import (Conv32Discriminator, Conv32Generator, MLPDiscriminator, MLPGenerator,
+                           MLPBNDiscriminator, ToyDiscriminator)
 
 SHAPE = (1, 8, 8)  # tiny images keep these tests fast
 
@@ -74,6 +75,60 @@ def test_d_step_changes_only_d_and_lowers_its_loss_on_a_fixed_batch():
     assert losses == sorted(losses, reverse=True)  # Adam on a fixed batch: steadily down
     assert real_logits.shape == fake_logits.shape == (16, 1)
     assert not (d_loss.requires_grad or real_logits.requires_grad)
+
+
+def _count_forwards(D):
+    calls = []
+    D.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    return calls
+
+
+def test_d_step_scores_real_and_fake_in_one_forward_when_d_is_per_sample():
+    _, D1 = tiny_models()
+    D2 = MLPDiscriminator(SHAPE)
+    D2.load_state_dict(D1.state_dict())
+    x_real, x_fake = tiny_data(16, seed=1), tiny_data(16, seed=2)
+    calls = _count_forwards(D1)
+    loss, real_logits, fake_logits = d_step(D1, torch.optim.SGD(D1.parameters(), lr=0.1),
+                                            get_loss("bce"), x_real, x_fake)
+    assert calls == [32]  # one forward over the concatenated batch
+    # The same numbers as two separate forwards, written out by hand:
+    want = get_loss("bce").d_loss(D2(x_real), D2(x_fake))
+    assert torch.allclose(real_logits, D2(x_real).detach(), atol=1e-6)
+    assert torch.allclose(fake_logits, D2(x_fake).detach(), atol=1e-6)
+    assert torch.allclose(loss, want.detach(), atol=1e-6)
+
+
+def test_d_step_on_a_packed_d_splits_the_packs_of_the_joint_forward():
+    torch.manual_seed(0)
+    _, D = build_models("toy", (2,), pack_m=2)
+    x_real, x_fake = torch.randn(16, 2), torch.randn(16, 2) + 3
+    calls = _count_forwards(D)
+    _, real_logits, fake_logits = d_step(D, torch.optim.SGD(D.parameters(), lr=0.0),
+                                         get_loss("bce"), x_real, x_fake)
+    assert calls == [32] and real_logits.shape == fake_logits.shape == (8, 1)
+    assert torch.allclose(real_logits, D(x_real).detach(), atol=1e-6)
+    assert torch.allclose(fake_logits, D(x_fake).detach(), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["batchnorm", "minibatch_std", "unknown module"])
+def test_d_step_keeps_real_and_fake_apart_when_d_mixes_a_batch(kind):
+    shape = (2,) if kind == "minibatch_std" else SHAPE
+    D = {"batchnorm": lambda: MLPBNDiscriminator(SHAPE),
+         "minibatch_std": lambda: ToyDiscriminator(minibatch_std=4),
+         "unknown module": lambda: nn.Sequential(nn.Flatten(), _BatchMean(), nn.Linear(64, 1)),
+         }[kind]()
+    x_real, x_fake = torch.rand(16, *shape) * 2 - 1, torch.rand(16, *shape) * 2 - 1
+    calls = _count_forwards(D)
+    d_step(D, torch.optim.SGD(D.parameters(), lr=0.1), get_loss("bce"), x_real, x_fake)
+    assert calls == [16, 16]
+
+
+class _BatchMean(nn.Module):
+    """A layer ganlib does not know that mixes the batch: subtract the batch mean."""
+
+    def forward(self, x):
+        return x - x.mean(0, keepdim=True)
 
 
 def test_d_step_adds_the_gradient_penalty_for_wgan_gp():
