@@ -65,3 +65,38 @@ def budget(quick, full):
     if mode not in ("quick", "full"):
         raise ValueError(f"{BUDGET_ENV} must be 'quick' or 'full', got {mode!r}")
     return quick if mode == "quick" else full
+
+
+# The project's repository; tests/test_book.py checks that it equals `repository.url` in
+# _config.yml (the one place a move is made) and that every chapter's links agree with it.
+REPOSITORY = "https://github.com/gan-book/gan-book"
+
+
+def load_result(path: str, branch: str = "main"):
+    """Read a JSON result file that a script of the repository writes (e.g.
+    "benchmarks/results/metrics_reference.json"), as parsed JSON.
+
+    Looks in the current folder and its parents (a clone, where the chapters run from
+    `book/`), then in the checkout that holds this package (an editable install), and
+    only then downloads the committed file from the project's repository (Colab, where
+    `pip install` brought the package without the repository's other folders).
+    Raises `FileNotFoundError` saying how to rebuild the file when none of these works.
+    The chapters read their measured tables through it (chapters 5 to 7).
+    """
+    import json
+    import urllib.request
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents, Path(__file__).resolve().parents[1]):
+        if (folder / path).is_file():
+            return json.loads((folder / path).read_text(encoding="utf-8"))
+    raw = REPOSITORY.replace("https://github.com/", "https://raw.githubusercontent.com/")
+    url = f"{raw}/{branch}/{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())
+    except OSError as err:
+        raise FileNotFoundError(
+            f"{path} is not under {here} or its parents, and downloading {url} failed "
+            f"({err}). Run the chapter from a clone of {REPOSITORY}, or rerun the script "
+            "that writes the file (see experiments/README.md and benchmarks/README.md)."
+        ) from err

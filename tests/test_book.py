@@ -166,3 +166,38 @@ def test_api_links_name_real_ganlib_objects(path):
         for name in parts[i:]:
             assert hasattr(obj, name), f"{path.name}: {target} does not exist"
             obj = getattr(obj, name)
+
+
+def test_ganlib_knows_the_configured_repository():
+    from ganlib.utils import REPOSITORY
+    assert REPOSITORY == repository_url(), (
+        "ganlib.utils.REPOSITORY must equal repository.url in _config.yml")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_link_to_the_repository_uses_the_configured_address(path):
+    owner_name = repository_url().removeprefix("https://github.com/").strip("/")
+    text = path.read_text(encoding="utf-8")
+    # Links to other projects on GitHub are fine; an install, a raw file or a Colab link is ours.
+    for host in ("git+https://github.com", "raw.githubusercontent.com",
+                 "colab.research.google.com/github"):
+        for found in re.findall(re.escape(host) + r"/([\w.-]+/[\w.-]+)", text):
+            assert found.removesuffix(".git") == owner_name, (
+                f"{path.name} links {host}/{found}; the repository is {owner_name} "
+                "(repository.url in _config.yml)")
+
+
+def test_load_result_reads_from_the_checkout_and_explains_a_missing_file(tmp_path, monkeypatch):
+    import urllib.request
+    from ganlib.utils import load_result
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.json").write_text('{"x": 1}')
+    monkeypatch.chdir(tmp_path / "results")  # a parent of the working folder holds it
+    assert load_result("results/r.json") == {"x": 1}
+    assert load_result("benchmarks/results/metrics_reference.json")["rows"]  # the checkout's
+
+    def offline(url, timeout):
+        raise OSError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(FileNotFoundError, match="rerun the script"):
+        load_result("results/missing.json")

@@ -1,0 +1,98 @@
+"""Milliseconds per training step of PacGAN's 2-D GAN: a plain single-trial loop
+(`ganlib.train.d_step` / `g_step` on `ToyGenerator` / `ToyDiscriminator`) against
+`ganlib.ensemble`, which trains T trials as one batched model.
+
+    python benchmarks/ensemble_speed.py [--trials 10] [--steps 50] [--threads 1] [--json out.json]
+
+Each configuration runs `--warmup` steps, then `--steps` timed steps: 100 discriminator
+inputs per step (100 m points with packing m, as PacGAN), bce loss, Adam (fused). Prints a Markdown table; `--json` also writes the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from ganlib.ensemble import build_ensemble, ensemble_step
+from ganlib.losses import get_loss
+from ganlib.models import Packed, ToyDiscriminator, ToyGenerator
+from ganlib.train import d_step, g_step, make_adam
+
+
+def plain_loop(steps: int, warmup: int, pack: int, batch_size: int = 100) -> float:
+    """ms per step of one trial trained with ganlib's own step functions."""
+    torch.manual_seed(0)
+    G, D = ToyGenerator(), ToyDiscriminator(2 * pack)
+    D = Packed(D, pack) if pack > 1 else D
+    opt_G, opt_D = make_adam(G, 1e-4, (0.8, 0.999)), make_adam(D, 1e-4, (0.8, 0.999))
+    loss = get_loss("bce")
+    x_real = torch.randn(batch_size * pack, 2)
+
+    def step():
+        x_fake = G(torch.randn(batch_size * pack, 2))
+        d_step(D, opt_D, loss, x_real, x_fake.detach())
+        g_step(D, opt_G, loss, x_fake)
+
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return 1000 * (time.perf_counter() - start) / steps
+
+
+def ensemble_loop(trials: int, steps: int, warmup: int, pack: int, batch_size: int = 100) -> float:
+    """ms per step (all trials together) of `ganlib.ensemble.ensemble_step`."""
+    G, D = build_ensemble(trials, pack, seed=0)
+    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.8, 0.999), fused=True)
+    opt_D = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.8, 0.999), fused=True)
+    loss = get_loss("bce")
+    x_real = torch.randn(trials, batch_size * pack, 2)
+
+    def step():
+        ensemble_step(G, D, opt_G, opt_D, loss, x_real, torch.randn(trials, batch_size * pack, 2))
+
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return 1000 * (time.perf_counter() - start) / steps
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = []
+    for pack in (1, 4):
+        plain = plain_loop(args.steps, args.warmup, pack)
+        one = ensemble_loop(1, args.steps, args.warmup, pack)
+        many = ensemble_loop(args.trials, max(5, args.steps // 5), args.warmup, pack)
+        rows.append({"pack": pack, "plain_ms": plain, "ensemble1_ms": one,
+                     "ensemble_ms": many, "ensemble_ms_per_trial": many / args.trials,
+                     "speedup": plain * args.trials / many})
+    T = args.trials
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}")
+    print(f"| pack | plain loop, 1 trial (ms/step) | ensemble, 1 trial | ensemble, {T} trials "
+          f"| ensemble per trial | {T} plain trials / ensemble |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['pack']} | {r['plain_ms']:.1f} | {r['ensemble1_ms']:.1f} | {r['ensemble_ms']:.1f} "
+              f"| {r['ensemble_ms_per_trial']:.1f} | {r['speedup']:.2f}x |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "threads": args.threads, "trials": T,
+                       "steps": args.steps, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
