@@ -269,7 +269,7 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
             keeps PyTorch's default.
         lsgan_abc: LSGAN's targets (fake a, real b, generator c).
     Returns:
-        a dict: "samples" `(T, num_samples, 2)` CPU tensor; "metrics", one
+        A dict with "samples", a `(T, num_samples, 2)` CPU tensor; "metrics", one
         `ganlib.mode_metrics.mixture_metrics` dict per trial plus "recall" (see
         `point_recall`); "summary", `{metric: {"mean", "se"}}` over trials; "history",
         `{"step": [...], "d_loss": [[T values], ...], "g_loss": ...}`; "snapshots",
