@@ -100,15 +100,21 @@ class MLPBNGenerator(Generator):
 
 
 class MLPBNDiscriminator(nn.Module):
-    """002's discriminator: C*H*W -> 512 -> 256 -> 1 with BatchNorm and LeakyReLU(0.3)
-    (Keras' default slope), logits."""
+    """002's discriminator: C*H*W -> 512 -> 256 -> 1 with LeakyReLU(0.3) (Keras' default
+    slope), logits, and BatchNorm on the second layer.
+
+    002 also puts a BatchNorm right after the first layer. With real and generated images
+    in separate batches, that layer subtracts each batch's own mean from every feature, so
+    D cannot see how the *average* generated image differs from the average real one
+    (chapter 3 shows it: the generated backgrounds stay grey speckle). As DCGAN does, we
+    leave BatchNorm out of D's input layer.
+    """
 
     def __init__(self, image_shape=(1, 28, 28)):
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(math.prod(image_shape), 512, bias=False), nn.BatchNorm1d(512),
-            nn.LeakyReLU(0.3),
+            nn.Linear(math.prod(image_shape), 512), nn.LeakyReLU(0.3),
             nn.Linear(512, 256, bias=False), nn.BatchNorm1d(256), nn.LeakyReLU(0.3),
             nn.Linear(256, 1))
 

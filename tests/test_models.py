@@ -160,6 +160,21 @@ def test_mlp_layer_widths_follow_the_source_articles():
     assert isinstance(G.net[-1], nn.Tanh)  # 002's BatchNorm after the tanh is left out
 
 
+def test_mlp_bn_discriminator_sees_a_shift_of_the_whole_batch():
+    # 002's D (BatchNorm right after the input layer) gives the same logits for a batch and
+    # for the batch shifted by any fixed image v: the per-feature batch mean is removed.
+    # ganlib's version leaves that BatchNorm out, so a grey-on-average batch is visible.
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 28, 28) * 2 - 1
+    v = torch.rand(1, 1, 28, 28)
+    d_002 = nn.Sequential(nn.Flatten(), nn.Linear(784, 512, bias=False), nn.BatchNorm1d(512),
+                          nn.LeakyReLU(0.3), nn.Linear(512, 1))
+    assert torch.allclose(d_002(x), d_002(x + v), atol=1e-4)
+    _, D = build_models("mlp-bn", (1, 28, 28))
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in D.net[:3])
+    assert (D(x) - D(x + v)).abs().max() > 1e-2
+
+
 @pytest.mark.parametrize("args, message", [
     (("resnet", (1, 28, 28)), "unknown model 'resnet'; choose one of mlp, mlp-bn, conv32, "
                               "upsample64, dcgan, toy"),
