@@ -22,6 +22,16 @@ from ganlib.models import Packed, ToyDiscriminator, ToyGenerator
 from ganlib.train import d_step, g_step, make_adam
 
 
+def ms_per_call(step, steps: int, warmup: int) -> float:
+    """Milliseconds per call of `step()`, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return 1000 * (time.perf_counter() - start) / steps
+
+
 def plain_loop(steps: int, warmup: int, pack: int, batch_size: int = 100) -> float:
     """ms per step of one trial trained with ganlib's own step functions."""
     torch.manual_seed(0)
@@ -36,12 +46,7 @@ def plain_loop(steps: int, warmup: int, pack: int, batch_size: int = 100) -> flo
         d_step(D, opt_D, loss, x_real, x_fake.detach())
         g_step(D, opt_G, loss, x_fake)
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return 1000 * (time.perf_counter() - start) / steps
+    return ms_per_call(step, steps, warmup)
 
 
 def ensemble_loop(trials: int, steps: int, warmup: int, pack: int, batch_size: int = 100) -> float:
@@ -55,12 +60,7 @@ def ensemble_loop(trials: int, steps: int, warmup: int, pack: int, batch_size: i
     def step():
         ensemble_step(G, D, opt_G, opt_D, loss, x_real, torch.randn(trials, batch_size * pack, 2))
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return 1000 * (time.perf_counter() - start) / steps
+    return ms_per_call(step, steps, warmup)
 
 
 def main(argv=None):

@@ -31,7 +31,7 @@ from ganlib.data import load_mnist_sample, load_torchvision  # noqa: E402
 from ganlib.metrics import (Embedding, class_histogram, classes_covered,  # noqa: E402
                             classifier_score, embed, frechet_distance, kl_to_uniform,
                             precision_recall)
-from ganlib.utils import atomic_write  # noqa: E402
+from ganlib.utils import atomic_write, cpu_name  # noqa: E402
 
 N = 10_000            # images per candidate set (fewer when the data has fewer)
 MISSING = 3           # the class left out / kept alone
@@ -40,16 +40,6 @@ DRAWS = 5             # random subsets per sample size
 SEED = 0              # one generator for every random subset and for the noise images
 K = 3                 # nearest neighbours for precision and recall (the paper's value)
 RESULTS = REPO / "benchmarks" / "results" / "metrics_reference.json"  # read by chapter 7
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load(root):
@@ -129,7 +119,7 @@ def main():
                       "floor_draws": floor.tolist(), "missing_draws": miss.tolist()})
     seconds = time.time() - t0
 
-    machine = f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+    machine = f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
               f"{torch.get_num_threads()} threads"
     print(f"FID-MNIST reference ({source}; reference set: {n} MNIST test images; {machine})\n")
     print("| candidate set | n | FID-MNIST | classifier score | classes covered | KL to uniform | precision | recall |")
@@ -151,7 +141,7 @@ def main():
                      "sample_sizes": [s for s in SIZES if s <= n], "draws": DRAWS,
                      "seed": SEED, "k": K, "classifier": "mnist",
                      "classifier_sha256": file_sha256(CLASSIFIERS["mnist"])},
-        "environment": {"device": "cpu", "cpu": cpu_model(), "cores": os.cpu_count(),
+        "environment": {"device": "cpu", "cpu": cpu_name(), "cores": os.cpu_count(),
                         "threads": torch.get_num_threads(), "torch": torch.__version__,
                         "python": platform.python_version()},
         "seconds": round(seconds, 1),  # wall time, all of it

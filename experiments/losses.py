@@ -42,7 +42,7 @@ import ganlib
 from ganlib.metrics import embed, generate_many, image_metrics
 from ganlib.mode_metrics import N_MIXTURE, mixture_metrics
 from ganlib.models import DCGANDiscriminator, DCGANGenerator, ToyDiscriminator, ToyGenerator
-from ganlib.utils import atomic_write
+from ganlib.utils import atomic_write, cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "losses.json"
 LOSSES = ("bce", "lsgan")
@@ -105,15 +105,7 @@ def machine() -> str:
     """CPU model (or GPU name) and thread count, for the record."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} thread(s)"
+    return f"CPU: {cpu_name()}, {torch.get_num_threads()} thread(s)"
 
 
 def versions() -> dict:

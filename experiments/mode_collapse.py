@@ -30,7 +30,7 @@ import torch
 
 import ganlib
 from ganlib.ensemble import summarize, train_toy_ensemble
-from ganlib.utils import atomic_write
+from ganlib.utils import atomic_write, cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mode_collapse.json"
 
@@ -71,15 +71,7 @@ KEEP_TRIALS, KEEP_POINTS = 1, 500  # every row: final points of its first trial
 
 def machine() -> dict:
     """Where the numbers came from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "torch": torch.__version__,
             "ganlib": ganlib.__version__}

@@ -100,3 +100,16 @@ def load_result(path: str, branch: str = "main"):
             f"({err}). Run the chapter from a clone of {REPOSITORY}, or rerun the script "
             "that writes the file (see experiments/README.md and benchmarks/README.md)."
         ) from err
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one), for the machine record
+    that benchmark and experiment result files keep."""
+    import platform
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
