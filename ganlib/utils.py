@@ -39,11 +39,16 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
 def atomic_write(path: str | Path, write) -> None:
     """Call `write(tmp_path)`, then rename the temporary file onto `path` in one step.
 
-    A crash or an exception while writing leaves any earlier file at `path` untouched.
+    A crash or an exception while writing leaves any earlier file at `path` untouched. The
+    new file gets the permissions an ordinary `open(path, "w")` would give it (the
+    temporary file starts as owner-only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
     os.close(fd)
     try:
         write(tmp)

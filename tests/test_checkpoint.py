@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,6 +34,12 @@ def test_atomic_write_leaves_the_old_file_intact_when_the_write_fails(tmp_path):
         atomic_write(path, half_written)
     assert path.read_bytes() == b"the good checkpoint"
     assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file left behind
+
+
+def test_atomic_write_gives_the_permissions_of_an_ordinary_write(tmp_path):
+    atomic_write(tmp_path / "a.json", lambda tmp: Path(tmp).write_text("{}"))
+    (tmp_path / "b.json").write_text("{}")
+    assert (tmp_path / "a.json").stat().st_mode == (tmp_path / "b.json").stat().st_mode
 
 
 def test_atomic_write_replaces_the_file_when_the_write_succeeds(tmp_path):
