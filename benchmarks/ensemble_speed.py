@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import torch
@@ -20,6 +19,7 @@ from ganlib.ensemble import build_ensemble, ensemble_step
 from ganlib.losses import get_loss
 from ganlib.models import Packed, ToyDiscriminator, ToyGenerator
 from ganlib.train import d_step, g_step, make_adam
+from ganlib.utils import cpu_name
 
 
 def ms_per_call(step, steps: int, warmup: int) -> float:
@@ -52,8 +52,7 @@ def plain_loop(steps: int, warmup: int, pack: int, batch_size: int = 100) -> flo
 def ensemble_loop(trials: int, steps: int, warmup: int, pack: int, batch_size: int = 100) -> float:
     """ms per step (all trials together) of `ganlib.ensemble.ensemble_step`."""
     G, D = build_ensemble(trials, pack, seed=0)
-    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.8, 0.999), fused=True)
-    opt_D = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.8, 0.999), fused=True)
+    opt_G, opt_D = make_adam(G, 1e-4, (0.8, 0.999)), make_adam(D, 1e-4, (0.8, 0.999))
     loss = get_loss("bce")
     x_real = torch.randn(trials, batch_size * pack, 2)
 
@@ -81,7 +80,7 @@ def main(argv=None):
                      "ensemble_ms": many, "ensemble_ms_per_trial": many / args.trials,
                      "speedup": plain * args.trials / many})
     T = args.trials
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {cpu_name()}")
     print(f"| pack | plain loop, 1 trial (ms/step) | ensemble, 1 trial | ensemble, {T} trials "
           f"| ensemble per trial | {T} plain trials / ensemble |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -24,6 +24,7 @@ from .losses import get_loss
 from .metrics import _inside, _knn_radii
 from .mode_metrics import MIXTURES, N_MIXTURE, mixture_metrics
 from .models import ToyDiscriminator, ToyGenerator
+from .train import make_adam
 from .utils import get_device
 
 
@@ -288,8 +289,7 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
     G, D = build_ensemble(trials, pack, minibatch_std, seed, init_std)
     G.to(dev).train()
     D.to(dev).train()
-    opt_G = torch.optim.Adam(G.parameters(), lr=lr, betas=tuple(betas), fused=True)
-    opt_D = torch.optim.Adam(D.parameters(), lr=lr, betas=tuple(betas), fused=True)
+    opt_G, opt_D = make_adam(G, lr, betas), make_adam(D, lr, betas)
     data = mixture_data(kind, trials, dataset_size, seed).to(dev)  # (T, N, 2)
     gen = torch.Generator(dev).manual_seed(seed)
     rows = torch.arange(trials, device=dev)[:, None]  # (T, 1) for per-trial gathers
