@@ -3,10 +3,10 @@
 The names a chapter uses are re-exported here: `from ganlib import train, TrainConfig`.
 """
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import (ImageData, check_images, grid_of_gaussians, load_dataset, load_images,
-                   load_mnist_sample, make_batches, ring_of_gaussians, stacked_mnist,
-                   to_signed, to_unit)
+from .data import (ImageData, check_images, load_dataset, load_images, load_mnist_sample,
+                   make_batches, stacked_mnist, to_signed, to_unit)
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
+from .mixtures import grid_of_gaussians, ring_of_gaussians
 from .models import MODELS, Packed, build_models, pack
 from .plot import plot_history, show_grid, show_points
 from .train import (TrainConfig, TrainingDiverged, d_step, g_step, generate, new_history,

@@ -219,48 +219,6 @@ def load_images(path: str | os.PathLike, image_size: int = 64) -> ImageData:
     return ImageData(to_signed(torch.stack(images)), None, path.name, str(path))
 
 
-# ----------------------------------------------------------------------------- 2-D mixtures
-
-def ring_means(k: int = 8, radius: float = 1.0) -> torch.Tensor:
-    """Means of the ring mixture, `(k, 2)`, at angles 2*pi*i/k for i = 0..k-1.
-
-    Not `linspace(0, 2*pi, k)`, which puts the last mean on top of the first.
-    """
-    angles = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
-    return torch.stack([radius * angles.cos(), radius * angles.sin()], dim=1).float()
-
-
-def grid_means(side: int = 5, spacing: float = 2.0) -> torch.Tensor:
-    """Means of the grid mixture, `(side**2, 2)`: {-4, -2, 0, 2, 4}^2 by default."""
-    ticks = (torch.arange(side, dtype=torch.float32) - (side - 1) / 2) * spacing
-    gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
-    return torch.stack([gx.flatten(), gy.flatten()], dim=1)
-
-
-def sample_mixture(means: torch.Tensor, n: int, std: float,
-                   generator: torch.Generator | None = None):
-    """`n` points from an equal-weight Gaussian mixture; returns `(points (n, 2), modes (n,))`."""
-    modes = torch.randint(len(means), (n,), generator=generator)
-    points = means[modes] + std * torch.randn(n, means.shape[1], generator=generator)
-    return points, modes
-
-
-def ring_of_gaussians(n: int = 100_000, k: int = 8, radius: float = 1.0, std: float = 0.01,
-                      seed: int = 0) -> ImageData:
-    """A ring of `k` Gaussians (VEEGAN/PacGAN's 2-D benchmark), `(n, 2)` points."""
-    g = torch.Generator().manual_seed(seed)
-    x, modes = sample_mixture(ring_means(k, radius), n, std, g)
-    return ImageData(x, modes, "ring", f"ring of {k} Gaussians, radius {radius}, std {std}")
-
-
-def grid_of_gaussians(n: int = 100_000, side: int = 5, spacing: float = 2.0,
-                      std: float = 0.05, seed: int = 0) -> ImageData:
-    """A grid of `side**2` Gaussians, means {-4, -2, 0, 2, 4}^2 by default, `(n, 2)` points."""
-    g = torch.Generator().manual_seed(seed)
-    x, modes = sample_mixture(grid_means(side, spacing), n, std, g)
-    return ImageData(x, modes, "grid", f"grid of {side * side} Gaussians, std {std}")
-
-
 # ----------------------------------------------------------------------------- stacked MNIST
 
 def stacked_mnist(mnist: ImageData, n: int = 60_000, seed: int = 0) -> ImageData:
@@ -296,10 +254,9 @@ def load_dataset(name: str, root=None, image_size: int | None = None,
         data = load_mnist_sample(train)
     elif name == "stacked-mnist":
         data = stacked_mnist(load_torchvision("mnist", root, train))
-    elif name == "ring":
-        return ring_of_gaussians()
-    elif name == "grid":
-        return grid_of_gaussians()
+    elif name in ("ring", "grid"):
+        from . import mixtures  # here, not at the top: mixtures.py builds on ImageData above
+        return mixtures.ring_of_gaussians() if name == "ring" else mixtures.grid_of_gaussians()
     elif Path(name).exists():
         return load_images(name, image_size or 64)
     else:

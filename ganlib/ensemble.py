@@ -1,163 +1,84 @@
 """Many independent trials of PacGAN's 2-D GAN, trained together as one batched model.
 
 The mode-collapse tables report means over 10 trials. Ten small GANs trained one after the
-other keep a CPU (or GPU) mostly idle: every matrix is tiny. Here the T trials' parameters
-are stacked with a leading trial dimension, so each layer is one batched matrix product,
-`torch.baddbmm` on `(T, B, d_in) x (T, d_in, d_out)`, and one Adam updates all of them.
-The trials stay independent: each trial's BatchNorm uses its own batch, the loss is the
+other keep a processor mostly idle: every matrix is tiny. `Trials` stacks the T networks'
+parameters along a leading trial dimension and runs the *same* network class
+(`ganlib.toy_models.ToyGenerator`, `ToyDiscriminator`) on each trial's slice with
+`torch.func.functional_call`, vectorised by `torch.func.vmap`. The trials stay independent:
+each trial's BatchNorm uses its own batch and its own running statistics, the loss is the
 *sum* of the per-trial losses (so each trial's gradient is its own), and Adam works element
 by element. `tests/test_ensemble.py` checks that T trials trained here match T separately
-trained `ToyGenerator` / `ToyDiscriminator` pairs step for step.
+trained pairs step for step, for every option of `train_toy_ensemble`.
 
 Introduced in chapter 6 (mode collapse); chapter 5 (BCE vs least squares) uses it too.
 """
 from __future__ import annotations
 
+import copy
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .losses import get_loss
-from .metrics import _inside, _knn_radii
-from .mode_metrics import MIXTURES, N_MIXTURE, mixture_metrics
-from .models import ToyDiscriminator, ToyGenerator
+from .mixtures import reference_points, trial_data
+from .mode_metrics import N_MIXTURE, mixture_metrics, point_recall, summarize
+from .models import Packed
+from .toy_models import MinibatchStdDev, ToyDiscriminator, ToyGenerator, pacgan_init
 from .train import make_adam
 from .utils import get_device
 
-
-def _stack(tensors) -> nn.Parameter:
-    return nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))
+METRICS = ("modes", "high_quality_pct", "reverse_kl", "recall")  # per trial, summarised
 
 
-def _linear(x, weight, bias):
-    """Per-trial linear layer: `(T, B, d_in) -> (T, B, d_out)`; weight `(T, d_in, d_out)`."""
-    return torch.baddbmm(bias, x, weight)  # bias (T, 1, d_out) broadcasts over B
+class Trials(nn.Module):
+    """T networks of one class with their own weights, as one module: input `(T, B, ...)`,
+    trial t's slice through trial t's network, output `(T, ...)`.
 
-
-class EnsembleGenerator(nn.Module):
-    """T copies of `ToyGenerator` as one module: z `(T, B, latent_dim)` -> `(T, B, 2)`.
-
-    Each hidden layer is a batched linear layer, then BatchNorm over each trial's own batch
-    (train mode) or its running statistics (eval mode), then ReLU, exactly as
-    `torch.nn.BatchNorm1d` does for one trial. Introduced in chapter 6.
+    Parameters and buffers are stacked by `torch.func.stack_module_state`; `forward` calls
+    the one network definition with each trial's slice (`functional_call`) under `vmap`.
+    BatchNorm running statistics are stacked buffers too, updated in place per trial.
+    `trial(t)` returns trial t as an ordinary module. Introduced in chapter 6.
     """
 
-    def __init__(self, generators: list[ToyGenerator]):
+    def __init__(self, nets: list[nn.Module]):
         super().__init__()
-        self.trials, self.latent_dim = len(generators), generators[0].latent_dim
-        layers = [list(G.net) for G in generators]  # [Linear, BN, ReLU] * depth + [Linear]
-        depth = (len(layers[0]) - 1) // 3
-        self.weights = nn.ParameterList(
-            [_stack([l[3 * i].weight.T for l in layers]) for i in range(depth)]
-            + [_stack([l[-1].weight.T for l in layers])])  # (T, d_in, d_out) each
-        self.biases = nn.ParameterList(
-            [_stack([l[3 * i].bias[None] for l in layers]) for i in range(depth)]
-            + [_stack([l[-1].bias[None] for l in layers])])  # (T, 1, d_out) each
-        self.gammas = nn.ParameterList([_stack([l[3 * i + 1].weight[None] for l in layers])
-                                        for i in range(depth)])
-        self.betas = nn.ParameterList([_stack([l[3 * i + 1].bias[None] for l in layers])
-                                       for i in range(depth)])
-        for i in range(depth):
-            bns = [l[3 * i + 1] for l in layers]
-            self.register_buffer(f"running_mean{i}", torch.stack([b.running_mean[None] for b in bns]))
-            self.register_buffer(f"running_var{i}", torch.stack([b.running_var[None] for b in bns]))
-        self.momentum, self.eps = bns[0].momentum, bns[0].eps
+        params, buffers = stack_module_state(list(nets))
+        self.trials, self.names, self.buffer_names = len(nets), list(params), list(buffers)
+        self.stacked = nn.ParameterList([nn.Parameter(p.detach()) for p in params.values()])
+        for i, b in enumerate(buffers.values()):
+            self.register_buffer(f"buffer{i}", b)
+        self._net = [copy.deepcopy(nets[0]).to("meta")]  # a list: not a submodule, no state
+        self.latent_dim = getattr(nets[0], "latent_dim", None)
+        self.m = nets[0].m if isinstance(nets[0], Packed) else 1
 
-    def forward(self, z):
-        T, B, _ = z.shape
-        h = z  # (T, B, latent_dim)
-        for i, (gamma, beta) in enumerate(zip(self.gammas, self.betas)):
-            h = _linear(h, self.weights[i], self.biases[i])  # (T, B, hidden)
-            H = h.shape[2]
-            # BatchNorm over each trial's own batch: as (B, T * hidden), one channel per
-            # (trial, unit), so F.batch_norm's fused kernel (which also updates the running
-            # statistics, with the unbiased variance) does exactly what BatchNorm1d does
-            h = F.batch_norm(h.transpose(0, 1).reshape(B, T * H),
-                             getattr(self, f"running_mean{i}").view(-1),
-                             getattr(self, f"running_var{i}").view(-1),
-                             gamma.reshape(-1), beta.reshape(-1), self.training,
-                             self.momentum, self.eps)
-            h = torch.relu(h).view(B, T, H).transpose(0, 1)  # back to (T, B, hidden)
-        return _linear(h, self.weights[-1], self.biases[-1])  # (T, B, 2)
+    @property
+    def net(self) -> nn.Module:
+        """The network definition (on the meta device: it holds no numbers)."""
+        return self._net[0]
 
-
-class EnsembleDiscriminator(nn.Module):
-    """T copies of `ToyDiscriminator` as one module, with PacGAN packing of `m` points per
-    input: points `(T, B, 2)` -> logits `(T, B/m, 1)`. Introduced in chapter 6.
-    """
-
-    def __init__(self, discriminators: list[ToyDiscriminator], m: int = 1):
-        super().__init__()
-        self.trials, self.m = len(discriminators), m
-        layers = [list(D.net) for D in discriminators]
-        maxouts = [i for i, mod in enumerate(layers[0]) if hasattr(mod, "pieces")]
-        self.pieces = layers[0][0].pieces
-        std_layers = [mod for mod in layers[0] if hasattr(mod, "group_size")]
-        self.minibatch_std = std_layers[0].group_size if std_layers else None
-        self.weights = nn.ParameterList(
-            [_stack([l[i].linear.weight.T for l in layers]) for i in maxouts]
-            + [_stack([l[-1].weight.T for l in layers])])
-        self.biases = nn.ParameterList(
-            [_stack([l[i].linear.bias[None] for l in layers]) for i in maxouts]
-            + [_stack([l[-1].bias[None] for l in layers])])
+    def _state(self):
+        return ([*self.stacked], [getattr(self, f"buffer{i}") for i in range(len(self.buffer_names))])
 
     def forward(self, x):
-        T, B, _ = x.shape
-        h = x.reshape(T, B // self.m, -1)  # PacGAN: (T, B, 2) -> (T, B/m, 2m)
-        for weight, bias in zip(self.weights[:-1], self.biases[:-1]):
-            h = _linear(h, weight, bias)  # (T, B/m, hidden * pieces)
-            h = h.view(T, h.shape[1], -1, self.pieces).max(-1).values  # maxout -> (T, B/m, hidden)
-        if self.minibatch_std is not None:
-            g = self.minibatch_std or h.shape[1]
-            groups = h.view(T, -1, g, h.shape[2])  # (T, B/(m g), g, hidden)
-            std = (groups.var(2, unbiased=False) + 1e-8).sqrt().mean(2, keepdim=True)
-            h = torch.cat([h, std.repeat_interleave(g, dim=1)], dim=2)  # (T, B/m, hidden + 1)
-        return _linear(h, self.weights[-1], self.biases[-1])  # (T, B/m, 1)
+        net = self.net.train(self.training)
 
+        def one(params, buffers, x):  # one trial: x (B, ...) -> (B', ...)
+            return functional_call(net, (dict(zip(self.names, params)),
+                                         dict(zip(self.buffer_names, buffers))), (x,))
+        return vmap(one)(*self._state(), x)
 
-def pacgan_init(module: nn.Module, std: float = 0.02) -> nn.Module:
-    """PacGAN's initialisation of the 2-D networks, in place: every linear (and maxout)
-    weight from N(0, std), every bias 0; BatchNorm keeps scale 1 and shift 0.
-
-    PacGAN's released code uses std 0.02; PyTorch's default (uniform, scaled by the fan-in)
-    starts the maxout discriminator with much larger weights. Returns the module.
-    Introduced in chapter 6 (mode collapse).
-    """
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, std)
-            nn.init.zeros_(m.bias)
-    return module
-
-
-def trial_models(seed: int, pack: int = 1, minibatch_std: int = 0,
-                 init_std: float | None = 0.02):
-    """One trial's `(ToyGenerator, ToyDiscriminator)`, built after `torch.manual_seed(seed)`
-    (and, with `init_std`, initialised by `pacgan_init`); the global RNG is left as it was.
-    The discriminator takes `2 * pack` inputs (not wrapped in `Packed`)."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        G, D = ToyGenerator(), ToyDiscriminator(2 * pack, minibatch_std=minibatch_std)
-        if init_std is not None:
-            pacgan_init(G, init_std)
-            pacgan_init(D, init_std)
-    return G, D
-
-
-def build_ensemble(trials: int, pack: int = 1, minibatch_std: int = 0, seed: int = 0,
-                   init_std: float | None = 0.02):
-    """Make `(G, D)` ensembles of `trials` independently initialised toy GANs.
-
-    Trial t starts as `trial_models(s_t, pack, minibatch_std, init_std)` with `s_t` from
-    `trial_seeds(seed, trials)`: PacGAN's initialisation by default, PyTorch's with
-    `init_std=None`. Introduced in chapter 6 (mode collapse).
-    """
-    pairs = [trial_models(s, pack, minibatch_std, init_std) for s in trial_seeds(seed, trials)]
-    return (EnsembleGenerator([G for G, _ in pairs]),
-            EnsembleDiscriminator([D for _, D in pairs], pack))
+    def trial(self, t: int) -> nn.Module:
+        """Trial t as an ordinary module (a copy, on this module's device)."""
+        params, buffers = self._state()
+        net = copy.deepcopy(self.net).to_empty(device=params[0].device)
+        net.load_state_dict({**{n: p[t] for n, p in zip(self.names, params)},
+                             **{n: b[t] for n, b in zip(self.buffer_names, buffers)}})
+        return net.train(self.training)
 
 
 def trial_seeds(seed: int, trials: int) -> list[int]:
@@ -166,8 +87,51 @@ def trial_seeds(seed: int, trials: int) -> list[int]:
     return [int(torch.randint(2**31 - 1, (1,), generator=g)) for _ in range(trials)]
 
 
-def ensemble_step(G, D, opt_G, opt_D, loss, x_real, z):
-    """One D step and one G step for all trials, as `ganlib.train.d_step` / `g_step` do.
+def trial_models(seed: int, pack: int = 1, minibatch_std: int = 0,
+                 init_std: float | None = 0.02, batchnorm: str = "torch"):
+    """One trial's `(ToyGenerator, ToyDiscriminator)`, built after `torch.manual_seed(seed)`
+    (and, with `init_std`, initialised by `pacgan_init`); the global RNG is left as it was.
+    The discriminator takes `2 * pack` inputs (not wrapped in `Packed`); with
+    `batchnorm="pacgan"` the generator normalises each of the `pack` slots on its own."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        slots = pack if batchnorm == "pacgan" else 1
+        G = ToyGenerator(batchnorm=batchnorm, slots=slots)
+        D = ToyDiscriminator(2 * pack, minibatch_std=minibatch_std)
+        if init_std is not None:
+            pacgan_init(G, init_std)
+            pacgan_init(D, init_std)
+    return G, D
+
+
+def build_ensemble(trials: int, pack: int = 1, minibatch_std: int = 0, seed: int = 0,
+                   init_std: float | None = 0.02, batchnorm: str = "torch"):
+    """Make `(G, D)`, two `Trials` of `trials` independently initialised toy GANs.
+
+    Trial t starts as `trial_models(s_t, pack, minibatch_std, init_std, batchnorm)` with
+    `s_t` from `trial_seeds(seed, trials)`; D is wrapped in `Packed(D, pack)`, so
+    `D((T, B, 2))` gives logits `(T, B/pack, 1)`. Introduced in chapter 6 (mode collapse).
+    """
+    pairs = [trial_models(s, pack, minibatch_std, init_std, batchnorm)
+             for s in trial_seeds(seed, trials)]
+    return Trials([G for G, _ in pairs]), Trials([Packed(D, pack) for _, D in pairs])
+
+
+def _scores(D: Trials, x_real, x_fake):
+    """D's logits `(T, B/m, 1)` for real and fake points: one pass when D scores each
+    packed input on its own, separate passes when it has minibatch statistics."""
+    if any(isinstance(mod, MinibatchStdDev) for mod in D.net.modules()):
+        return D(x_real), D(x_fake)
+    logits = D(torch.cat([x_real, x_fake], dim=1))  # (T, (B + B') / m, 1)
+    return logits.split([x_real.shape[1] // D.m, x_fake.shape[1] // D.m], dim=1)
+
+
+def ensemble_step(G, D, opt_G, opt_D, loss, x_real, z, simultaneous: bool = False):
+    """One D update and one G update for all trials.
+
+    Alternating (the default, as `ganlib.train.d_step` then `g_step`): D steps on detached
+    fakes, then the updated D scores the same fakes for G's step. Simultaneous (PacGAN's
+    code): both players' gradients are taken at the current parameters, then both step.
 
     Args:
         x_real: real points `(T, B, 2)`; z: noise `(T, B, latent_dim)`.
@@ -175,75 +139,38 @@ def ensemble_step(G, D, opt_G, opt_D, loss, x_real, z):
         per-trial `(d_loss (T,), g_loss (T,))`, detached.
     Introduced in chapter 6 (mode collapse).
     """
-    T, B, _ = x_real.shape
-    x_fake = G(z)  # (T, B, 2); graph kept for the G step
-    g = D.minibatch_std
-    if g is None or (g and (B // D.m) % g == 0):
-        # D has no BatchNorm (and minibatch-std groups stay inside each half), so real and
-        # fake go through it as one batch: one pass, the same logits
-        logits = D(torch.cat([x_real, x_fake.detach()], dim=1))  # (T, 2B/m, 1)
-        real_logits, fake_logits = logits.split(B // D.m, dim=1)
+    x_fake = G(z)  # (T, B, 2)
+    d_loss, g_loss = vmap(loss.d_loss), vmap(loss.g_loss)  # per trial: (T,)
+    if simultaneous:
+        real_logits, fake_logits = _scores(D, x_real, x_fake)
+        d_losses, g_losses = d_loss(real_logits, fake_logits), g_loss(fake_logits)
+        # the sums: each trial's gradient is its own loss's
+        grads_D = torch.autograd.grad(d_losses.sum(), [*D.parameters()], retain_graph=True)
+        grads_G = torch.autograd.grad(g_losses.sum(), [*G.parameters()])
+        for p, grad in zip([*D.parameters(), *G.parameters()], [*grads_D, *grads_G]):
+            p.grad = grad
+        opt_D.step()
+        opt_G.step()
     else:
-        real_logits, fake_logits = D(x_real), D(x_fake.detach())
-    d_losses = torch.stack([loss.d_loss(r, f) for r, f in zip(real_logits, fake_logits)])
-    opt_D.zero_grad(set_to_none=True)
-    d_losses.sum().backward()  # the sum: each trial's gradient is its own loss's
-    opt_D.step()
-    fake_logits = D(x_fake)  # the updated D scores the same fakes
-    g_losses = torch.stack([loss.g_loss(f) for f in fake_logits])
-    opt_G.zero_grad(set_to_none=True)
-    g_losses.sum().backward(inputs=list(G.parameters()))  # no gradients for D's weights
-    opt_G.step()
+        d_losses = d_loss(*_scores(D, x_real, x_fake.detach()))
+        opt_D.zero_grad(set_to_none=True)
+        d_losses.sum().backward()
+        opt_D.step()
+        g_losses = g_loss(D(x_fake))  # the updated D scores the same fakes
+        opt_G.zero_grad(set_to_none=True)
+        g_losses.sum().backward(inputs=[*G.parameters()])  # no gradients for D's weights
+        opt_G.step()
     return d_losses.detach(), g_losses.detach()
-
-
-def mixture_data(kind: str, trials: int, n: int, seed: int) -> torch.Tensor:
-    """Each trial's own training set, `(T, n, 2)` points from the ring or grid mixture,
-    drawn like `ganlib.data.ring_of_gaussians(n, seed=s_t)` (grid: `grid_of_gaussians`)."""
-    means, std = _mixture(kind)
-    out = []
-    for s in trial_seeds(seed, trials):
-        g = torch.Generator().manual_seed(s)
-        modes = torch.randint(len(means), (n,), generator=g)
-        out.append(means[modes] + std * torch.randn(n, 2, generator=g))
-    return torch.stack(out)
-
-
-def _mixture(kind):
-    if kind not in MIXTURES:
-        raise ValueError(f"unknown mixture {kind!r}; choose one of {', '.join(MIXTURES)}")
-    make_means, std = MIXTURES[kind]
-    return make_means(), std
-
-
-def point_recall(x_real: torch.Tensor, x_fake: torch.Tensor, k: int = 3) -> float:
-    """Recall of 2-D points (Kynkäänniemi et al. 2019): the fraction of real points inside
-    the union of balls around the generated points, each reaching its k-th neighbour.
-    A generator that misses modes leaves their real points uncovered."""
-    return _inside(x_real, x_fake, _knn_radii(x_fake, k, 2500), 2500).double().mean().item()
-
-
-def summarize(metrics: list[dict]) -> dict:
-    """Mean and standard error over trials of each metric: `{name: {"mean", "se"}}`.
-
-    The standard error is std / sqrt(trials) with the sample std, as PacGAN reports.
-    """
-    out = {}
-    for key in ("modes", "high_quality_pct", "reverse_kl", "recall"):
-        if key not in metrics[0]:
-            continue
-        v = torch.tensor([float(m[key]) for m in metrics], dtype=torch.float64)
-        se = v.std() / len(v) ** 0.5 if len(v) > 1 else torch.tensor(float("nan"))
-        out[key] = {"mean": v.mean().item(), "se": se.item()}
-    return out
 
 
 def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
                        batch_size=100, lr=1e-4, betas=(0.8, 0.999), seed=0, device="auto",
                        progress=True, num_samples=N_MIXTURE, *, minibatch_std=0,
                        dataset_size=100_000, log_every=100, snapshot_steps=(),
-                       snapshot_samples=500, eval_steps=(), init_std=0.02,
-                       lsgan_abc=(0.0, 1.0, 1.0)) -> dict:
+                       snapshot_samples=500, eval_steps=(), eval_every=0, init_std=0.02,
+                       lsgan_abc=(0.0, 1.0, 1.0), updates="alternating", batchnorm="torch",
+                       real_tuples=False, checkpoint=None, stop_at=None,
+                       time_limit=None) -> dict:
     """Train `trials` independent toy GANs (PacGAN's networks) on a 2-D mixture at once.
 
     Args:
@@ -260,78 +187,155 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
         progress: show a progress bar.
         num_samples: points per trial for the metrics (2,500 as in the papers).
         minibatch_std: group size of a minibatch-stddev feature in D (0: none).
-        dataset_size: points in each trial's training set (PacGAN: 100,000).
+        dataset_size: each trial's training set: points, or with `real_tuples` packed
+            tuples (PacGAN: 100,000).
         log_every: record the per-trial losses every this many steps.
         snapshot_steps: steps after which to keep `snapshot_samples` points per trial
             (fixed noise), e.g. to watch collapse happen.
-        eval_steps: steps after which to measure every trial as at the end (same noise),
-            to see how the numbers depend on the budget.
+        eval_steps, eval_every: steps after which (and every `eval_every` steps) to
+            measure every trial as at the end (same noise), to see the budget's effect.
         init_std: PacGAN's N(0, init_std) weight initialisation (`pacgan_init`); None
             keeps PyTorch's default.
         lsgan_abc: LSGAN's targets (fake a, real b, generator c).
+        updates: "alternating" (ganlib's `d_step` then `g_step`) or "simultaneous"
+            (PacGAN's code: both gradients at the same parameters).
+        batchnorm: "torch" (`nn.BatchNorm1d`) or "pacgan" (`PacGANBatchNorm` per packing
+            slot, no hidden biases: PacGAN's code).
+        real_tuples: PacGAN's data: `dataset_size` fixed tuples of `pack` real points
+            (`ganlib.mixtures.trial_data`), shuffled as tuples; False: points, shuffled
+            one by one and packed as they come.
+        checkpoint: a file to resume from when it exists, and to write when the run
+            stops early and at every measurement: a run stopped and resumed ends exactly
+            as an uninterrupted one (same device type).
+        stop_at: stop after this step (saving `checkpoint`) instead of at `steps`.
+        time_limit: stop (saving `checkpoint`) after this many seconds of training.
     Returns:
-        A dict with "samples", a `(T, num_samples, 2)` CPU tensor; "metrics", one
-        `ganlib.mode_metrics.mixture_metrics` dict per trial plus "recall" (see
-        `point_recall`); "summary", `{metric: {"mean", "se"}}` over trials; "history",
-        `{"step": [...], "d_loss": [[T values], ...], "g_loss": ...}`; "snapshots",
-        `{step: (T, snapshot_samples, 2) tensor}`; "evals", `{step: [per-trial metrics]}`;
-        "seconds" of training (evaluations excluded); "settings".
+        A dict with "finished" (False when stopped early: then only "step", "settings",
+        "history", "evals", "seconds" and "device" are set); "samples", a `(T,
+        num_samples, 2)` CPU tensor; "metrics", one `mixture_metrics` dict per trial plus
+        "recall" (`point_recall`); "summary", `ganlib.mode_metrics.summarize` of them;
+        "history", `{"step": [...], "d_loss": [[T values], ...], "g_loss": ...}`;
+        "snapshots", `{step: (T, snapshot_samples, 2) tensor}`; "evals", `{step:
+        [per-trial metrics]}`; "seconds" of training (evaluations excluded); "settings";
+        "device"; "G" and "D" (`Trials`).
     Introduced in chapter 6 (mode collapse).
     """
+    if updates not in ("alternating", "simultaneous"):
+        raise ValueError(f"updates must be 'alternating' or 'simultaneous', got {updates!r}")
     if minibatch_std and batch_size % minibatch_std:
         raise ValueError(f"batch_size {batch_size} must be a multiple of the minibatch-std "
                          f"group size {minibatch_std}")
-    n = batch_size * pack  # points per step for each player
-    if n > dataset_size:
+    unit = pack if real_tuples else 1  # real points per stored (and shuffled) unit
+    n, per_step = batch_size * pack, batch_size * pack // unit  # points, units per step
+    if per_step > dataset_size:
         raise ValueError(f"batch_size * pack = {n} is more than dataset_size {dataset_size}")
-    dev = get_device(device)
     objective = get_loss(loss, *lsgan_abc)
-    G, D = build_ensemble(trials, pack, minibatch_std, seed, init_std)
+    if objective.gradient_penalty:
+        raise ValueError(f"loss {loss!r} needs a gradient penalty, which the ensemble lacks")
+    settings = dict(kind=kind, trials=trials, loss=loss, pack=pack, steps=steps,
+                    batch_size=batch_size, lr=lr, betas=list(betas), seed=seed,
+                    num_samples=num_samples, minibatch_std=minibatch_std,
+                    dataset_size=dataset_size, init_std=init_std, lsgan_abc=list(lsgan_abc),
+                    updates=updates, batchnorm=batchnorm, real_tuples=real_tuples,
+                    log_every=log_every, snapshot_steps=sorted(snapshot_steps),
+                    snapshot_samples=snapshot_samples, eval_steps=sorted(eval_steps),
+                    eval_every=eval_every)
+    dev = get_device(device)
+    seeds = trial_seeds(seed, trials)
+    G, D = build_ensemble(trials, pack, minibatch_std, seed, init_std, batchnorm)
     G.to(dev).train()
     D.to(dev).train()
     opt_G, opt_D = make_adam(G, lr, betas), make_adam(D, lr, betas)
-    data = mixture_data(kind, trials, dataset_size, seed).to(dev)  # (T, N, 2)
+    data = trial_data(kind, seeds, dataset_size, unit).to(dev)  # (T, N, unit, 2)
     gen = torch.Generator(dev).manual_seed(seed)
     rows = torch.arange(trials, device=dev)[:, None]  # (T, 1) for per-trial gathers
-    per_epoch = dataset_size // n
-    z_snap = torch.randn(trials, snapshot_samples, 2, device=dev, generator=gen)
-    z_eval = torch.randn(trials, num_samples, 2, device=dev, generator=gen)
-    x_ref, _ = _reference(kind, num_samples)
-    history, snapshots, evals, pending = {"step": [], "d_loss": [], "g_loss": []}, {}, {}, []
-    start, eval_seconds = time.perf_counter(), 0.0
-    for step in tqdm(range(steps), desc=f"{kind} x{trials}", disable=not progress,
-                     dynamic_ncols=True):
+    per_epoch = dataset_size // per_step
+    run = {"step": 0, "order": None, "seconds": 0.0, "snapshots": {}, "evals": {},
+           "history": {"step": [], "d_loss": [], "g_loss": []},
+           "z_snap": torch.randn(trials, snapshot_samples, 2, device=dev, generator=gen),
+           "z_eval": torch.randn(trials, num_samples, 2, device=dev, generator=gen)}
+    if checkpoint is not None and Path(checkpoint).exists():
+        _resume(checkpoint, settings, dev, G, D, opt_G, opt_D, gen, run)
+    x_ref = reference_points(kind, num_samples)
+    measure_at = set(eval_steps) | set(range(eval_every, steps, eval_every or steps + 1))
+    end = min(steps, stop_at if stop_at is not None else steps)
+    pending, eval_seconds, start = [], 0.0, time.perf_counter()
+    bar = tqdm(range(run["step"], end), desc=f"{kind} x{trials}", disable=not progress,
+               dynamic_ncols=True)
+    for step in bar:
         if step % per_epoch == 0:  # each trial shuffles its own data every epoch
-            order = torch.rand(trials, dataset_size, device=dev, generator=gen).argsort(1)
-        j = step % per_epoch * n
-        x_real = data[rows, order[:, j:j + n]]  # (T, B * pack, 2)
+            run["order"] = torch.rand(trials, dataset_size, device=dev, generator=gen).argsort(1)
+        j = step % per_epoch * per_step
+        x_real = data[rows, run["order"][:, j:j + per_step]].view(trials, n, 2)  # (T, B m, 2)
         z = torch.randn(trials, n, G.latent_dim, device=dev, generator=gen)
-        d_loss, g_loss = ensemble_step(G, D, opt_G, opt_D, objective, x_real, z)
-        done = step + 1
+        d_loss, g_loss = ensemble_step(G, D, opt_G, opt_D, objective, x_real, z,
+                                       simultaneous=updates == "simultaneous")
+        run["step"] = done = step + 1
         if done % log_every == 0 or done == steps:
             pending.append((done, d_loss, g_loss))
         if done in snapshot_steps:
-            snapshots[done] = _generate(G, z_snap)
-        if done in eval_steps and done != steps:
+            run["snapshots"][done] = _generate(G, run["z_snap"])
+        if done in measure_at and done != steps:
             t0 = time.perf_counter()
-            evals[done] = [_measure(x, kind, x_ref) for x in _generate(G, z_eval)]
-            eval_seconds += time.perf_counter() - t0
-    seconds = time.perf_counter() - start - eval_seconds
-    for done, d, g in pending:  # one read-back at the end: no device syncs in the loop
+            run["evals"][done] = [_measure(x, kind, x_ref) for x in _generate(G, run["z_eval"])]
+            _flush(pending, run["history"])
+            if checkpoint is not None:
+                run["seconds"] += t0 - start - eval_seconds
+                _save(checkpoint, settings, G, D, opt_G, opt_D, gen, run)
+                start, eval_seconds = time.perf_counter(), 0.0
+            else:
+                eval_seconds += time.perf_counter() - t0
+        if time_limit is not None and run["seconds"] + time.perf_counter() - start > time_limit:
+            break
+    bar.close()
+    run["seconds"] += time.perf_counter() - start - eval_seconds
+    _flush(pending, run["history"])  # one read-back: no device syncs in the loop
+    out = {"finished": run["step"] == steps, "step": run["step"], "settings": settings,
+           "device": str(dev), "history": run["history"], "evals": run["evals"],
+           "seconds": run["seconds"], "snapshots": run["snapshots"], "G": G, "D": D}
+    if checkpoint is not None:
+        _save(checkpoint, settings, G, D, opt_G, opt_D, gen, run)
+    if not out["finished"]:
+        return out
+    samples = _generate(G, run["z_eval"])
+    metrics = [_measure(x, kind, x_ref) for x in samples]
+    if measure_at:
+        out["evals"][steps] = metrics
+    return {**out, "samples": samples, "metrics": metrics, "summary": summarize(metrics, METRICS)}
+
+
+def _flush(pending, history):
+    """Move the logged per-trial losses from the device into `history` (lists)."""
+    for done, d, g in pending:
         history["step"].append(done)
         history["d_loss"].append(d.cpu().tolist())
         history["g_loss"].append(g.cpu().tolist())
-    samples = _generate(G, z_eval)
-    metrics = [_measure(x, kind, x_ref) for x in samples]
-    if eval_steps:
-        evals[steps] = metrics
-    settings = dict(kind=kind, trials=trials, loss=loss, pack=pack, steps=steps,
-                    batch_size=batch_size, lr=lr, betas=list(betas), seed=seed,
-                    device=str(dev), num_samples=num_samples, minibatch_std=minibatch_std,
-                    dataset_size=dataset_size, init_std=init_std)
-    return {"samples": samples, "metrics": metrics, "summary": summarize(metrics),
-            "history": history, "snapshots": snapshots, "evals": evals, "seconds": seconds,
-            "settings": settings, "G": G, "D": D}
+    pending.clear()
+
+
+def _save(path, settings, G, D, opt_G, opt_D, gen, run):
+    save_checkpoint(path, kind="toy-ensemble", settings=settings, device=gen.device.type,
+                    G=G.state_dict(), D=D.state_dict(), opt_G=opt_G.state_dict(),
+                    opt_D=opt_D.state_dict(), generator=gen.get_state(), **run)
+
+
+def _resume(path, settings, dev, G, D, opt_G, opt_D, gen, run):
+    ckpt = load_checkpoint(path, map_location=dev)
+    if ckpt.get("kind") != "toy-ensemble":
+        raise CheckpointError(f"{path} is not a train_toy_ensemble checkpoint")
+    if ckpt["settings"] != settings:
+        diff = sorted(k for k in settings if ckpt["settings"].get(k) != settings[k])
+        raise CheckpointError(f"{path} was written by a run with other settings ({', '.join(diff)}"
+                              "); pass the same settings or another checkpoint file")
+    if ckpt["device"] != dev.type:
+        raise CheckpointError(f"{path} was written on {ckpt['device']}; its random stream "
+                              f"continues only there: resume it on {ckpt['device']}")
+    G.load_state_dict(ckpt["G"])
+    D.load_state_dict(ckpt["D"])
+    opt_G.load_state_dict(ckpt["opt_G"])
+    opt_D.load_state_dict(ckpt["opt_D"])
+    gen.set_state(ckpt["generator"].cpu())
+    run.update({k: ckpt[k] for k in run})
 
 
 def _measure(x, kind, x_ref) -> dict:
@@ -343,7 +347,7 @@ def _measure(x, kind, x_ref) -> dict:
 
 @torch.no_grad()
 def _generate(G, z):
-    """Points `(T, n, 2)` on the CPU, in eval mode (BatchNorm running statistics) as
+    """Points `(T, n, 2)` on the CPU, in eval mode (BatchNorm running statistics), as
     `ganlib.train.generate` does."""
     was_training = G.training
     G.eval()
@@ -352,14 +356,5 @@ def _generate(G, z):
     return x
 
 
-def _reference(kind, n, seed=12345):
-    """A fixed real sample of the mixture for recall."""
-    means, std = _mixture(kind)
-    g = torch.Generator().manual_seed(seed)
-    modes = torch.randint(len(means), (n,), generator=g)
-    return means[modes] + std * torch.randn(n, 2, generator=g), modes
-
-
-__all__ = ["EnsembleGenerator", "EnsembleDiscriminator", "build_ensemble", "ensemble_step",
-           "pacgan_init", "trial_models",
-           "train_toy_ensemble", "summarize", "point_recall", "trial_seeds", "mixture_data"]
+__all__ = ["Trials", "build_ensemble", "ensemble_step", "train_toy_ensemble", "trial_models",
+           "trial_seeds", "METRICS"]

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from .data import grid_means, ring_means
-from .metrics import _classifier, embed, generate_many, kl_to_uniform
-
-# kind: (means, std) with ganlib.data's defaults, which are PacGAN's settings
-MIXTURES = {"ring": (ring_means, 0.01), "grid": (grid_means, 0.05)}
+from .metrics import _classifier, _inside, _knn_radii, embed, generate_many, kl_to_uniform
+from .mixtures import MIXTURES, mixture as _mixture
 N_MIXTURE = 2_500    # samples per 2-D evaluation (VEEGAN, PacGAN)
 N_STACKED = 26_000   # samples per stacked-MNIST evaluation (Metz et al. 2017, PacGAN)
 
@@ -33,7 +30,7 @@ def mixture_metrics(x: torch.Tensor, kind: str = "ring", means: torch.Tensor | N
     Args:
         x: generated points `(N, 2)`; 2,500 in the papers.
         kind: "ring" (8 modes, std 0.01) or "grid" (25 modes, std 0.05), the settings of
-            `ganlib.data.ring_of_gaussians` / `grid_of_gaussians`.
+            `ganlib.mixtures.ring_of_gaussians` / `grid_of_gaussians`.
         means, std: the mixture's `(K, 2)` means and standard deviation, if not the defaults
             (e.g. `ring_means(8, radius=2.0)` and 0.02 for VEEGAN's ring).
         threshold: how many standard deviations from its mode a high-quality sample may be.
@@ -44,11 +41,8 @@ def mixture_metrics(x: torch.Tensor, kind: str = "ring", means: torch.Tensor | N
     Introduced in chapter 6 (mode collapse).
     """
     if means is None:
-        if kind not in MIXTURES:
-            raise ValueError(f"unknown mixture {kind!r}; choose one of {', '.join(MIXTURES)} "
-                             "or pass means and std")
-        make_means, default_std = MIXTURES[kind]
-        means, std = make_means(), default_std if std is None else std
+        means, default_std = _mixture(kind)
+        std = default_std if std is None else std
     elif std is None:
         raise ValueError("pass the mixture's std along with its means")
     if x.dim() != 2 or x.shape[1] != means.shape[1]:
@@ -60,6 +54,31 @@ def mixture_metrics(x: torch.Tensor, kind: str = "ring", means: torch.Tensor | N
     return {"modes": int((counts > 0).sum()), "num_modes": len(means),
             "high_quality_pct": 100.0 * high_quality.double().mean().item(),
             "reverse_kl": kl_to_uniform(counts) if counts.sum() > 0 else float("inf")}
+
+
+def point_recall(x_real: torch.Tensor, x_fake: torch.Tensor, k: int = 3) -> float:
+    """Recall of 2-D points (Kynkäänniemi et al. 2019): the fraction of real points inside
+    the union of balls around the generated points, each reaching its k-th neighbour.
+    A generator that misses modes leaves their real points uncovered.
+    Introduced in chapter 6 (mode collapse)."""
+    return _inside(x_real, x_fake, _knn_radii(x_fake, k, 2500), 2500).double().mean().item()
+
+
+def summarize(values: list[dict], keys=None) -> dict:
+    """Mean, sample standard deviation, standard error and count over runs (trials, seeds)
+    of each metric: `{name: {"mean", "std", "se", "n"}}`.
+
+    `values` holds one dict of numbers per run; `keys` picks the metrics (default: every
+    key of the first run). std uses n - 1 and se = std / sqrt(n), as PacGAN reports; both
+    are nan for a single run. Introduced in chapter 5 (BCE vs least squares) and chapter 6.
+    """
+    out = {}
+    for key in keys or list(values[0]):
+        v = torch.tensor([float(m[key]) for m in values], dtype=torch.float64)
+        std = v.std().item() if len(v) > 1 else float("nan")
+        out[key] = {"mean": v.mean().item(), "std": std, "se": std / len(v) ** 0.5,
+                    "n": len(v)}
+    return out
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Generators and discriminators: the source articles' networks, DCGAN, and 2-D toys.
+"""Generators and discriminators: the source articles' networks and DCGAN; the 2-D toys
+(`ganlib.toy_models`) are built here by name too.
 
 Every discriminator returns logits `(B, 1)`, never probabilities. Every generator has
 `latent_dim` and `sample_z(n, device)` for its noise. `build_models(name, ...)` makes a pair.
@@ -254,84 +255,11 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x)
 
 
-# ----------------------------------------------------------------------------- 2-D toys
-
-class ToyGenerator(Generator):
-    """PacGAN's 2-D generator: z (2-D Gaussian) -> 4 hidden layers of 400 ReLU units with
-    BatchNorm -> a point (B, 2)."""
-
-    def __init__(self, latent_dim=2, hidden=400, depth=4, out_dim=2):
-        super().__init__(latent_dim)
-        layers, d = [], latent_dim
-        for _ in range(depth):
-            layers += [nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
-            d = hidden
-        self.net = nn.Sequential(*layers, nn.Linear(d, out_dim))
-
-    def forward(self, z):
-        return self.net(z)
-
-
-class Maxout(nn.Module):
-    """A linear layer with `pieces` outputs per unit, keeping the largest (Goodfellow 2013)."""
-
-    def __init__(self, d_in, d_out, pieces=5):
-        super().__init__()
-        self.pieces = pieces
-        self.linear = nn.Linear(d_in, d_out * pieces)
-
-    def forward(self, x):
-        # max(...).values, not amax: the same forward, and a backward that routes the
-        # gradient by index, several times faster on a CPU than amax's tie-sharing mask
-        return self.linear(x).view(x.shape[0], -1, self.pieces).max(-1).values
-
-
-class MinibatchStdDev(nn.Module):
-    """Minibatch standard deviation (Karras et al. 2018, ProGAN): append one feature, the
-    standard deviation of each feature over a group of samples, averaged over features.
-
-    `(B, F) -> (B, F + 1)`; the batch is split into consecutive groups of `group_size`
-    (0: the whole batch is one group) and every sample gets its own group's value. A
-    collapsed generator makes near-identical samples, so the feature is near 0 on fakes and
-    D can use it to reject them. Introduced in chapter 6 (mode collapse).
-    """
-
-    def __init__(self, group_size: int = 4):
-        super().__init__()
-        self.group_size = group_size
-
-    def forward(self, x):
-        g = self.group_size or x.shape[0]
-        if x.shape[0] % g:
-            raise ValueError(f"batch size {x.shape[0]} is not a multiple of the minibatch-std "
-                             f"group size {g}; use a batch size divisible by {g}")
-        groups = x.view(-1, g, x.shape[1])  # (B/g, g, F)
-        std = (groups.var(1, unbiased=False) + 1e-8).sqrt().mean(1, keepdim=True)  # (B/g, 1)
-        return torch.cat([x, std.repeat_interleave(g, dim=0)], dim=1)  # (B, F + 1)
-
-
-class ToyDiscriminator(nn.Module):
-    """PacGAN's 2-D discriminator: 3 hidden layers of 200 maxout units (5 pieces), no
-    BatchNorm, one logit. `in_dim` is 2 * m when packing m points. `minibatch_std > 0`
-    adds a `MinibatchStdDev` layer with that group size before the last linear layer
-    (chapter 6); 0, the default, is PacGAN's network."""
-
-    def __init__(self, in_dim=2, hidden=200, depth=3, pieces=5, minibatch_std: int = 0):
-        super().__init__()
-        layers, d = [], in_dim
-        for _ in range(depth):
-            layers.append(Maxout(d, hidden, pieces))
-            d = hidden
-        if minibatch_std:
-            layers.append(MinibatchStdDev(minibatch_std))
-            d += 1
-        self.net = nn.Sequential(*layers, nn.Linear(d, 1))
-
-    def forward(self, x):
-        return self.net(x)
-
-
 # ----------------------------------------------------------------------------- by name
+
+# PacGAN's 2-D networks live in toy_models.py (which builds on `Generator` above); they are
+# imported here for the registry below and for `ganlib.models.ToyGenerator` in chapter 2.
+from .toy_models import Maxout, MinibatchStdDev, ToyDiscriminator, ToyGenerator  # noqa: E402
 
 MODELS = {  # name: (supported image sizes, default latent_dim)
     "mlp": ((28, 32, 64), 100), "mlp-bn": ((28, 32, 64), 100), "conv32": ((32,), 100),
