@@ -148,7 +148,9 @@ def ensemble_step(G, D, opt_G, opt_D, loss, x_real, z, simultaneous: bool = Fals
         grads_D = torch.autograd.grad(d_losses.sum(), [*D.parameters()], retain_graph=True)
         grads_G = torch.autograd.grad(g_losses.sum(), [*G.parameters()])
         for p, grad in zip([*D.parameters(), *G.parameters()], [*grads_D, *grads_G]):
-            p.grad = grad
+            # contiguous, as backward() would lay it out: fused Adam on the CPU (torch
+            # 2.14) reads a strided gradient as if it were contiguous
+            p.grad = grad.contiguous()
         opt_D.step()
         opt_G.step()
     else:
@@ -256,7 +258,7 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
            "z_eval": torch.randn(trials, num_samples, 2, device=dev, generator=gen)}
     if checkpoint is not None and Path(checkpoint).exists():
         _resume(checkpoint, settings, dev, G, D, opt_G, opt_D, gen, run)
-    x_ref = reference_points(kind, num_samples)
+    x_ref = reference_points(kind, num_samples).float()  # (num_samples, 2), as the samples
     measure_at = set(eval_steps) | set(range(eval_every, steps, eval_every or steps + 1))
     end = min(steps, stop_at if stop_at is not None else steps)
     pending, eval_seconds, start = [], 0.0, time.perf_counter()
