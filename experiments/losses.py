@@ -16,7 +16,7 @@ numbers, so chapter 5 can draw its table and figures from the file alone.
   ten runs fit in minutes on one CPU thread), batch 64, Adam 2e-4
   (beta1 = 0.5), 1,000 steps, measured with `ganlib.image_metrics` on 5,000 generated
   digits against 5,000 held-out test digits (FID-MNIST, precision/recall, classes covered).
-- ring / grid: PacGAN's 2-D networks (`ganlib.models.ToyGenerator`, `ToyDiscriminator`)
+- ring / grid: PacGAN's 2-D networks (`ganlib.toy_models.ToyGenerator`, `ToyDiscriminator`)
   at a third of their width (128 units; G 3 hidden layers, D 2), batch 100, Adam 1e-3
   (beta1 = 0.5), 4,000 steps: PacGAN's own budget (full-width networks, 20,000 steps, ten
   trials) takes hours on one CPU thread. Measured with
@@ -26,11 +26,6 @@ numbers, so chapter 5 can draw its table and figures from the file alone.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import math
-import platform
-import re
 import sys
 import time
 from dataclasses import asdict
@@ -40,9 +35,10 @@ import torch
 
 import ganlib
 from ganlib.metrics import embed, generate_many, image_metrics
-from ganlib.mode_metrics import N_MIXTURE, mixture_metrics
-from ganlib.models import DCGANDiscriminator, DCGANGenerator, ToyDiscriminator, ToyGenerator
-from ganlib.utils import atomic_write, cpu_name
+from ganlib.mode_metrics import N_MIXTURE, mixture_metrics, summarize
+from ganlib.models import DCGANDiscriminator, DCGANGenerator
+from ganlib.toy_models import ToyDiscriminator, ToyGenerator
+from record import stamp, write_section  # this folder: one record for every result file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "losses.json"
 LOSSES = ("bce", "lsgan")
@@ -101,45 +97,11 @@ def measure_mnist(G, x_ref, n_fake: int, noise_seed: int) -> dict:
 
 # ----------------------------------------------------------------------------- bookkeeping
 
-def machine() -> str:
-    """CPU model (or GPU name) and thread count, for the record."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    return f"CPU: {cpu_name()}, {torch.get_num_threads()} thread(s)"
-
-
-def versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "ganlib": ganlib.__version__}
-
-
-def summarise(runs: list[dict], metrics) -> dict:
-    """Mean and sample standard deviation (n - 1) of each metric, per loss."""
-    out = {}
-    for loss in sorted({r["loss"] for r in runs}):
-        vals = [r["metrics"] for r in runs if r["loss"] == loss]
-        out[loss] = {}
-        for m in metrics:
-            xs = [v[m] for v in vals]
-            mean = sum(xs) / len(xs)
-            std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-            out[loss][m] = {"mean": mean, "std": std, "n": len(xs)}
-    return out
-
-
-def dumps(results: dict) -> str:
-    """JSON with one line per list of numbers (and per list of points), to keep it short."""
-    text = json.dumps(results, indent=1)
-    flat = lambda m: re.sub(r"\s+", " ", m.group(0)).replace("[ ", "[").replace(" ]", "]")
-    text = re.sub(r'\[[^\[\]{}"]*\]', flat, text)  # [1.0, 2.0] on one line
-    return re.sub(r"\[(\s*\[[^\[\]]*\],?)+\s*\]", flat, text) + "\n"  # [[x, y], ...] too
-
-
-def write_section(path: Path, name: str, section: dict) -> None:
-    """Replace section `name` of the JSON file at `path`, keeping the others."""
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results[name] = section
-    atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results)))
+def summarise_by_loss(runs: list[dict], metrics) -> dict:
+    """`ganlib.mode_metrics.summarize` of each loss's runs: `{loss: {metric: {"mean", "std",
+    "se", "n"}}}`."""
+    return {loss: summarize([r["metrics"] for r in runs if r["loss"] == loss], metrics)
+            for loss in sorted({r["loss"] for r in runs})}
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -176,10 +138,8 @@ def run_mnist(args) -> dict:
                               "noise_seed": args.noise_seed,
                               "metrics": "ganlib.image_metrics (FID-MNIST, k=3 precision/recall, "
                                          "classes covered at >= 1%)"}},
-        "device": machine(), "versions": versions(),
-        "date": datetime.date.today().isoformat(),
-        "wall_seconds": time.perf_counter() - start,
-        "runs": runs, "summary": summarise(runs, MNIST_METRICS),
+        **stamp(start),
+        "runs": runs, "summary": summarise_by_loss(runs, MNIST_METRICS),
     }
 
 
@@ -235,10 +195,8 @@ def run_mixture(args) -> dict:
                      "eval": {"n_fake": N_MIXTURE, "noise_seed": args.noise_seed,
                               "metrics": "ganlib.mode_metrics.mixture_metrics (3 std, PacGAN's)",
                               "points": f"the first {N_POINTS} evaluation samples of each run"}},
-        "device": machine(), "versions": versions(),
-        "date": datetime.date.today().isoformat(),
-        "wall_seconds": time.perf_counter() - start,
-        "runs": runs, "summary": summarise(runs, MIXTURE_METRICS),
+        **stamp(start),
+        "runs": runs, "summary": summarise_by_loss(runs, MIXTURE_METRICS),
     }
 
 

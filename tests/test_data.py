@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 import ganlib
-from ganlib.data import (DATASETS, LoaderBatches, TensorBatches, check_images, grid_means,
-                         grid_of_gaussians, load_dataset, load_images, make_batches,
-                         ring_means, ring_of_gaussians, stacked_mnist, to_signed, to_unit)
+from ganlib.data import (DATASETS, LoaderBatches, TensorBatches, check_images, load_dataset,
+                         load_images, make_batches, stacked_mnist, to_signed, to_unit)
+from ganlib.mixtures import grid_means, grid_of_gaussians, ring_means, ring_of_gaussians
 
 CPU = torch.device("cpu")
 

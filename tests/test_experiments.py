@@ -67,3 +67,43 @@ def test_the_committed_long_results_are_what_the_commands_write():
         for row in sec["rows"].values():
             assert len(row["metrics"]) == sec["trials"]
             assert row["settings"]["steps"] == sec["steps"]
+
+
+def test_a_chunked_pacgan_run_equals_an_uninterrupted_one(tmp_path):
+    # PacGAN's protocol in three chunks (stopped at steps 7 and 16, as a run of ~10 minutes
+    # on a GPU would be): the same rows, measurements and losses as one run, and each
+    # section records where it ran
+    args = ["ring", "--protocol", "pacgan", "--quick", "--only", "GAN", "PacGAN2",
+            "--threads", str(torch.get_num_threads())]
+    mode_collapse.main([*args, "--out", str(tmp_path / "whole.json")])
+    chunked = [*args, "--out", str(tmp_path / "chunks.json"), "--checkpoints", str(tmp_path / "ck")]
+    mode_collapse.main([*chunked, "--stop-at", "7"])
+    part = json.loads((tmp_path / "chunks.json").read_text())["ring"]
+    assert part["in_progress"] == {"GAN": 7} and part["rows"] == {}
+    mode_collapse.main([*chunked, "--stop-at", "16"])  # GAN: 7 -> 16
+    mode_collapse.main(chunked)  # GAN to the end, then PacGAN2 whole
+    whole = json.loads((tmp_path / "whole.json").read_text())["ring"]
+    end = json.loads((tmp_path / "chunks.json").read_text())["ring"]
+    assert end["in_progress"] == {} and list(end["rows"]) == ["GAN", "PacGAN2"]
+    for name in ("GAN", "PacGAN2"):
+        a, b = whole["rows"][name], end["rows"][name]
+        for key in ("metrics", "by_step", "history", "samples", "summary", "settings"):
+            assert a[key] == b[key], (name, key)
+        assert b["settings"]["updates"] == "simultaneous" and b["settings"]["real_tuples"]
+        assert sorted(b["by_step"], key=int) == ["10", "20", "30"]  # --quick: every 10 steps
+    for key in ("machine", "versions", "date", "wall_seconds"):  # the one record (record.py)
+        assert key in end
+    assert end["versions"]["torch"] == torch.__version__ and end["protocol"]["batchnorm"] == "pacgan"
+    with pytest.raises(SystemExit):  # stopping needs somewhere to keep the run
+        mode_collapse.main([*args, "--stop-at", "3", "--out", str(tmp_path / "x.json")])
+
+
+def test_every_committed_result_file_has_the_one_record():
+    import record
+    for path in sorted((EXPERIMENTS / "results").glob("*.json")):
+        results = json.loads(path.read_text())
+        sections = [results] if "machine" in results else results.values()
+        for sec in sections:
+            assert set(sec["machine"]) == {"cpu", "threads", "cuda"}, path.name
+            assert set(sec["versions"]) == {"python", "torch", "ganlib"}, path.name
+            assert sec["wall_seconds"] > 0 and sec["date"] and record.describe(sec)

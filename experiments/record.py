@@ -1,0 +1,65 @@
+"""Recording an experiment: where and with what it ran, when, for how long, and writing its
+section of a result file. One schema for every result file the book reads: each section
+holds `**stamp(start)`, that is
+
+    "machine":  {"cpu": "AMD EPYC", "threads": 1, "cuda": null or the GPU's name},
+    "versions": {"python": "3.11.7", "torch": "2.14.1", "ganlib": "0.1.0"},
+    "date": "2026-11-23T18:51:07+00:00", "wall_seconds": 123.4
+
+beside its own settings and numbers.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+import ganlib
+from ganlib.utils import atomic_write, cpu_name
+
+
+def machine() -> dict:
+    """The CPU, torch's thread count and the GPU (None without CUDA)."""
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def versions() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "ganlib": ganlib.__version__}
+
+
+def stamp(start: float) -> dict:
+    """The record every section carries; `start` is a `time.perf_counter()` reading."""
+    return {"machine": machine(), "versions": versions(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def describe(section: dict) -> str:
+    """"AMD EPYC, 1 thread" or the GPU's name: the machine of a section, for a table."""
+    m = section["machine"]
+    return m["cuda"] or f"{m['cpu']}, {m['threads']} thread{'s' if m['threads'] > 1 else ''}"
+
+
+def dumps(results: dict) -> str:
+    """JSON with one line per list of numbers (and per list of points), to keep it short."""
+    text = json.dumps(results, indent=1)
+    flat = lambda m: re.sub(r"\s+", " ", m.group(0)).replace("[ ", "[").replace(" ]", "]")
+    text = re.sub(r'\[[^\[\]{}"]*\]', flat, text)  # [1.0, 2.0] on one line
+    return re.sub(r"\[(\s*\[[^\[\]]*\],?)+\s*\]", flat, text) + "\n"  # [[x, y], ...] too
+
+
+def write_section(path: Path, name: str | None, section: dict) -> None:
+    """Replace section `name` of the JSON file at `path`, keeping the others (atomically);
+    `name=None` writes `section` as the whole file."""
+    path = Path(path)
+    results = json.loads(path.read_text()) if name and path.exists() else {}
+    if name:
+        results[name] = section
+    atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results if name else section)))
