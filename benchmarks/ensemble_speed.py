@@ -1,6 +1,7 @@
 """Milliseconds per training step of PacGAN's 2-D GAN: a plain single-trial loop
 (`ganlib.train.d_step` / `g_step` on `ToyGenerator` / `ToyDiscriminator`) against
-`ganlib.ensemble`, which trains T trials as one batched model.
+`ganlib.ensemble`, which trains T trials as one batched model (`torch.func.vmap` over the
+stacked parameters of the same networks).
 
     python benchmarks/ensemble_speed.py [--trials 10] [--steps 50] [--threads 1] [--json out.json]
 
@@ -17,7 +18,8 @@ import torch
 
 from ganlib.ensemble import build_ensemble, ensemble_step
 from ganlib.losses import get_loss
-from ganlib.models import Packed, ToyDiscriminator, ToyGenerator
+from ganlib.models import Packed
+from ganlib.toy_models import ToyDiscriminator, ToyGenerator
 from ganlib.train import d_step, g_step, make_adam
 from ganlib.utils import cpu_name
 
@@ -90,6 +92,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"torch": torch.__version__, "threads": args.threads, "trials": T,
+                       "machine": cpu_name(),
                        "steps": args.steps, "rows": rows}, f, indent=1)
 
 

@@ -38,9 +38,12 @@ COMMANDS = [
 ]
 
 
+HELPERS = ("record.py",)  # modules the scripts import, not experiments to run
+
+
 def unlisted() -> list[str]:
     """Scripts in this folder that COMMANDS does not run."""
-    listed = {script for script, _ in COMMANDS}
+    listed = {script for script, _ in COMMANDS} | set(HELPERS)
     return sorted(p.name for p in HERE.glob("*.py")
                   if p.name not in listed and p.name != Path(__file__).name
                   and not p.name.startswith("_"))
