@@ -169,10 +169,11 @@ def colour_discs(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
     return (-1 + disc[:, None] * (colour[:, :, None, None] + 1)).clamp(-1, 1)
 
 
-def time_to_fid(data, test, device, max_steps, eval_every, target=10.0) -> dict:
+def time_to_fid(data, test, device, S, target=10.0) -> dict:
     """Train BEST_MNIST_RECIPE until FID-MNIST < target; training seconds (evaluations
-    excluded) and steps when it got there, or None within max_steps."""
-    evaluate_fid = fid_evaluator(test.x[:10_000].to(device), n=2000)
+    excluded) and steps when it got there, or None within S["fid_max_steps"]."""
+    max_steps, eval_every = S["fid_max_steps"], S["fid_every"]
+    evaluate_fid = fid_evaluator(test.x[:S["fid_real"]].to(device), n=S["fid_fake"])
     state = {"eval_seconds": 0.0, "fids": []}
 
     class Reached(Exception):
@@ -189,8 +190,9 @@ def time_to_fid(data, test, device, max_steps, eval_every, target=10.0) -> dict:
 
     torch.manual_seed(0)
     G, D = ganlib.build_models("dcgan", (1, 28, 28))
+    recipe = {**BEST_MNIST_RECIPE, "batch_size": S["fid_batch"]}
     cfg = ganlib.TrainConfig(num_steps=max_steps, eval_every=eval_every, progress=False,
-                             device=str(device), **BEST_MNIST_RECIPE)
+                             device=str(device), **recipe)
     t0 = time.perf_counter()
     try:
         ganlib.train(G, D, data, cfg, evaluate=evaluate)
@@ -200,30 +202,48 @@ def time_to_fid(data, test, device, max_steps, eval_every, target=10.0) -> dict:
     seconds = time.perf_counter() - t0 - state["eval_seconds"]
     return {"target_fid": target, "steps": reached, "seconds": round(seconds, 2) if reached
             else None, "fid_at_each_eval": state["fids"], "eval_every": eval_every,
-            "max_steps": max_steps, "recipe": {**BEST_MNIST_RECIPE, "betas": [0.5, 0.999]}}
+            "max_steps": max_steps, "real": S["fid_real"], "fake": S["fid_fake"],
+            "recipe": {**recipe, "betas": list(recipe["betas"])}}
+
+
+# Settings of each row; --quick shrinks every size so that the script runs in seconds.
+FULL = dict(steps=300, article_steps=1000, dcgan_batch=128, dcgan_images=10_000,
+            dcgan_steps=100, tutorial_steps=200, workers=2, trials=10,
+            ensemble=dict(), ensemble_steps=2000, fid_real=10_000, fid_fake=2000,
+            fid_max_steps=20_000, fid_every=500, fid_batch=64)
+QUICK = dict(steps=2, article_steps=3, dcgan_batch=8, dcgan_images=16, dcgan_steps=1,
+             tutorial_steps=1, workers=0, trials=2,
+             ensemble=dict(num_samples=100, dataset_size=200, batch_size=20),
+             ensemble_steps=2, fid_real=500, fid_fake=100, fid_max_steps=2, fid_every=1,
+             fid_batch=16)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="a few steps of each row (checks "
-                   "the script; runs on the CPU in well under a minute)")
+    p.add_argument("--quick", action="store_true", help="every row for a few small steps "
+                   "(checks the script; seconds on a CPU; its figures mean nothing)")
     p.add_argument("--root", default=None, help="data folder (default: $GANLIB_DATA)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args()
     device = ganlib.get_device("auto")
-    q = args.quick
-    n = 3 if q else 300  # ganlib steps per steady-state measurement (and 2n)
-    root = data_root(args.root)
-    dataset, desc = throughput.article_dataset(root)
-    try:
-        mnist = load_torchvision("mnist", root, fallback_to_sample=False)
-        test = load_torchvision("mnist", root, train=False, fallback_to_sample=False)
-    except RuntimeError:
+    S = QUICK if args.quick else FULL
+    if args.quick:  # the bundled sample, through the article's per-item PIL pipeline
         mnist, test = ganlib.load_mnist_sample(), ganlib.load_mnist_sample(train=False)
-    discs = colour_discs(256 if q else 10_000)
-    rows = {}
+        import torchvision.transforms as T
+        x_uint8 = ((mnist.x[:, 0] + 1) * 127.5).round().to(torch.uint8)
+        dataset = throughput.PILDigits(x_uint8, T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))]))
+        desc = f"bundled MNIST sample ({len(mnist)})"
+    else:
+        root = data_root(args.root)
+        dataset, desc = throughput.article_dataset(root)
+        try:
+            mnist = load_torchvision("mnist", root, fallback_to_sample=False)
+            test = load_torchvision("mnist", root, train=False, fallback_to_sample=False)
+        except RuntimeError:
+            mnist, test = ganlib.load_mnist_sample(), ganlib.load_mnist_sample(train=False)
+    rows, n = {}, S["steps"]
 
-    ref = throughput.run_article(dataset, 5 if q else 1000, 64, str(device))[0]
+    ref = throughput.run_article(dataset, S["article_steps"], 64, str(device))[0]
     rate = steady_rate(ganlib_run("mlp", (1, 28, 28), mnist, 64, device, betas=(0.9, 0.999)), n)
     rows["mlp-64"] = {"reference": "001's loop as written", "reference_images_per_s": ref,
                       "ganlib_images_per_s": rate * 64, "ratio": rate * 64 / ref}
@@ -231,26 +251,28 @@ def main():
     rows["mlp-256"] = {"ganlib_images_per_s": rate * 256,
                        "seconds_per_epoch": len(mnist) / (rate * 256), "epoch_images": len(mnist)}
 
-    ref = run_tutorial(discs, 2 if q else 200, device, workers=0 if q else 2)
-    rate = steady_rate(ganlib_run("dcgan", (3, 64, 64), discs, 128, device), 1 if q else 100)
-    rows["dcgan-64"] = {"reference": "PyTorch DCGAN tutorial loop", "reference_images_per_s": ref,
-                        "ganlib_images_per_s": rate * 128, "ratio": rate * 128 / ref}
+    discs, b = colour_discs(S["dcgan_images"]), S["dcgan_batch"]
+    ref = run_tutorial(discs, S["tutorial_steps"], device, b, S["workers"])
+    rate = steady_rate(ganlib_run("dcgan", (3, 64, 64), discs, b, device), S["dcgan_steps"])
+    rows["dcgan-64"] = {"reference": "PyTorch DCGAN tutorial loop", "batch_size": b,
+                        "reference_images_per_s": ref, "ganlib_images_per_s": rate * b,
+                        "ratio": rate * b / ref}
 
-    kw = dict(kind="ring", trials=10, device=str(device), progress=False,
-              **(dict(num_samples=200, dataset_size=1000, batch_size=50) if q else {}))
-    times = [train_toy_ensemble(steps=s, **kw)["seconds"] for s in ((5, 10) if q else (2000, 4000))]
-    steps_per_s = (5 if q else 2000) / max(times[1] - times[0], 1e-9)
-    rows["pacgan-2d"] = {"trials": 10, "steps_per_s": steps_per_s,
+    kw = dict(kind="ring", trials=S["trials"], device=str(device), progress=False, **S["ensemble"])
+    k = S["ensemble_steps"]
+    times = [train_toy_ensemble(steps=s, **kw)["seconds"] for s in (k, 2 * k)]
+    steps_per_s = k / max(times[1] - times[0], 1e-9)
+    rows["pacgan-2d"] = {"trials": S["trials"], "steps_per_s": steps_per_s,
                          "minutes_per_400k_steps": 400_000 / steps_per_s / 60}
 
-    rows["fid-mnist"] = time_to_fid(mnist, test, device, max_steps=4 if q else 20_000,
-                                    eval_every=2 if q else 500)
+    rows["fid-mnist"] = time_to_fid(mnist, test, device, S)
 
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "cuda": torch.version.cuda, "quick": q, "data": desc,
+            "cuda": torch.version.cuda, "quick": args.quick, "data": desc, "settings": S,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    print(f"device: {meta['device']}; torch {meta['torch']}; {'QUICK (figures mean nothing)' if q else ''}")
+    print(f"device: {meta['device']}; torch {meta['torch']}"
+          + ("; QUICK: these figures mean nothing" if args.quick else ""))
     for name, r in rows.items():
         print(f"{name:<10} " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in r.items()))
