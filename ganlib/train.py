@@ -44,7 +44,7 @@ class TrainConfig:
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
-    amp: str = "none"            # mixed precision: none (float32) | bf16 | fp16 (see ganlib.precision)
+    amp: str = "none"            # none (float32) | bf16 | fp16: see ganlib.precision
     fast: bool = True            # on CUDA, compile the training step (False: the plain loop)
     sample_every: int = 500      # write a fixed-noise sample grid every N steps (0: never)
     ckpt_every: int = 1000       # write last.pt every N steps (0: only at the end)
@@ -199,7 +199,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         if out:
             ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
-                                    scalers=precision.state_dict(), step=step, rng=ckpt_io.rng_state(), config=asdict(cfg),
+                                    scalers=precision.state_dict(), step=step,
+                                    rng=ckpt_io.rng_state(), config=asdict(cfg),
                                     image_shape=list(image_shape), history=history)
 
     step_fn = functools.partial(train_step, G, D, opt_G, opt_D, loss,
