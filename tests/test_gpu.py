@@ -2,7 +2,7 @@
 agreement, the compiled step, the metrics and the trials ensemble.
 
 Every test here is marked `gpu` and skipped without CUDA (tests/conftest.py). On a GPU
-machine, one command runs them all (about a few minutes, most of it compiling):
+machine, one command runs them all (minutes, most of them compiling):
 
     python3 -m pytest -o addopts="" -p no:cacheprovider -m gpu tests/test_gpu.py -rA -s
 
@@ -34,10 +34,20 @@ CPU_CUDA_WEIGHT_ATOL = 2e-3  # weights after 5 Adam steps of lr 2e-4: a near-zer
 #                             whose sign rounds differently moves its weight by up to lr a step
 RESUME_ATOL = 0.0            # resumed vs uninterrupted on the same GPU: the same kernels
 FAST_ATOL = 1e-4             # compiled vs plain step on CUDA, 5 steps (fused kernels' rounding)
-METRIC_RTOL = 1e-3           # FID, classifier score, precision/recall: CPU vs CUDA features
+METRIC_RTOL = 1e-3           # FID and classifier score: CPU vs CUDA features
+POINTS_ATOL = 2e-3           # precision, recall, class fractions: at most 2 of 1,000 points
+#                             on a ball's edge or a class boundary may fall the other way
 
 SHAPES = {"mlp": (1, 28, 28), "mlp-bn": (1, 28, 28), "dcgan": (1, 28, 28),
           "conv32": (3, 32, 32), "upsample64": (3, 64, 64), "toy": (2,)}
+
+
+@pytest.fixture(autouse=True)
+def fresh_compiler():
+    """Each test compiles from scratch: dynamo's per-function recompile limit (8) would
+    otherwise send later tests' steps back to eager after many models in one process."""
+    torch._dynamo.reset()
+    yield
 
 
 def _bf16_ok():
@@ -189,11 +199,13 @@ def test_metrics_agree_between_devices(mnist_sample):
     on_cpu = [fid(x_real, x_fake), classifier_score(x_fake), *precision_recall(x_real, x_fake)]
     on_gpu = [fid(x_real.to(CUDA), x_fake.to(CUDA)), classifier_score(x_fake.to(CUDA)),
               *precision_recall(x_real.to(CUDA), x_fake.to(CUDA))]
-    rel = [abs(a - b) / max(abs(a), 1e-12) for a, b in zip(on_cpu, on_gpu)]
     print(f"MEASURED metrics CPU vs CUDA (fid, score, precision, recall): {on_cpu} vs {on_gpu}")
-    assert max(rel) <= METRIC_RTOL
-    torch.testing.assert_close(class_histogram(x_fake.to(CUDA)).cpu(), class_histogram(x_fake),
-                               rtol=0, atol=2e-3)  # at most 2 of 1,000 images change class
+    for a, b in zip(on_cpu[:2], on_gpu[:2]):
+        assert abs(a - b) <= METRIC_RTOL * abs(a)
+    for a, b in zip(on_cpu[2:], on_gpu[2:]):
+        assert abs(a - b) <= POINTS_ATOL
+    torch.testing.assert_close(class_histogram(x_fake.to(CUDA)), class_histogram(x_fake),
+                               rtol=0, atol=POINTS_ATOL)
 
 
 @pytest.mark.parametrize("opt, pack", [("sgd", 1), ("adam", 2)])
