@@ -26,7 +26,11 @@ class CheckpointError(ValueError):
 
 
 def rng_state() -> dict:
-    """The torch RNG states (CPU, and every CUDA device when present)."""
+    """The torch RNG states: the CPU's, and every CUDA device's when CUDA is available.
+
+    Each is a CPU `uint8` tensor, as torch returns them. `train` stores this dict in each
+    checkpoint and `set_rng_state` puts it back on resume.
+    """
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -34,9 +38,35 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore RNG states saved by `rng_state`, wherever the checkpoint was written.
+
+    `load_checkpoint(..., map_location="cuda")` moves every tensor, these states included,
+    to the GPU, but torch takes RNG states only as CPU `uint8` tensors, so each is brought
+    back to the CPU first. What is exact across devices:
+
+    - Same device as the run that wrote it (CPU to CPU, CUDA to CUDA with the same number
+      of GPUs): every generator continues where it was, so the resumed run draws the same
+      noise as the uninterrupted one.
+    - Written on CUDA, resumed on the CPU: the CPU generator is restored exactly; the CUDA
+      states are kept out of use (no GPU to hold them). The run's noise was drawn on the
+      GPU and now comes from the CPU generator, so it cannot replay the CUDA noise: the
+      weights, optimizer, step and data order continue exactly, the noise is new.
+    - Written on the CPU, resumed on CUDA: there are no CUDA states to restore, so the CUDA
+      generator keeps the seed `train` gave it (as at step 0); the CPU's noise is not
+      replayed either.
+    - Written with more GPUs than are present: the states of the GPUs present are restored.
+    """
+    torch.set_rng_state(_cpu_bytes(state["torch"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = [_cpu_bytes(s) for s in state["cuda"]][:torch.cuda.device_count()]
+        for i, s in enumerate(cuda):
+            torch.cuda.set_rng_state(s, i)
+
+
+def _cpu_bytes(t: torch.Tensor) -> torch.Tensor:
+    """An RNG state as torch's setters want it: a CPU uint8 tensor (map_location may have
+    moved it to a GPU)."""
+    return t.to(device="cpu", dtype=torch.uint8)
 
 
 def save_checkpoint(path: str | Path, **state) -> None:

@@ -4,7 +4,7 @@ Introduced in chapter 3 (a first GAN on MNIST).
 """
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -17,7 +17,10 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt_io
 from . import models
 from .data import ImageData, check_images, make_batches
+from .fast import fast_step
 from .losses import GANLoss, get_loss, gradient_penalty
+from .optim import make_adam
+from .precision import FLOAT32, Precision
 from .utils import atomic_write, get_device, seed_everything
 
 
@@ -41,7 +44,8 @@ class TrainConfig:
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
-    amp: bool = True             # bf16 autocast on CUDA (ignored on CPU)
+    amp: str = "none"            # none (float32) | bf16 | fp16: see ganlib.precision
+    fast: bool = True            # on CUDA, compile the training step (False: the plain loop)
     sample_every: int = 500      # write a fixed-noise sample grid every N steps (0: never)
     ckpt_every: int = 1000       # write last.pt every N steps (0: only at the end)
     log_every: int = 25          # read losses back from the device every N steps
@@ -73,52 +77,68 @@ def _batch_independent(D, x_real, x_fake) -> bool:
     return all(type(module) in _PER_SAMPLE for module in D.modules())
 
 
-def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
+def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
+           precision: Precision = FLOAT32):
     """One discriminator update on a real and a (detached) fake batch.
 
     When D is built only from layers that score each sample on its own (001's MLP, 000's
     and 003's convnets, the toy D), real and fake go through D as one concatenated batch:
     one forward, faster on small models, the same logits up to rounding. With BatchNorm or
     minibatch statistics they go separately, so that a batch never mixes real and fake.
+    `precision` (a `ganlib.precision.Precision`) autocasts the forward and the loss; the
+    gradient penalty, the backward pass and the step stay in float32.
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
-    if _batch_independent(D, x_real, x_fake):
-        logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)])).float()  # ((B + B') / m, 1)
-        n_real = len(x_real) // (D.m if isinstance(D, models.Packed) else 1)
-        real_logits, fake_logits = logits[:n_real], logits[n_real:]
-    else:
-        real_logits, fake_logits = D(x_real).float(), D(x_fake).float()  # (B, 1) each
-    d_loss = loss.d_loss(real_logits, fake_logits)
+    with precision.autocast():
+        if _batch_independent(D, x_real, x_fake):
+            logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)])).float()  # ((B + B') / m, 1)
+            n_real = len(x_real) // (D.m if isinstance(D, models.Packed) else 1)
+            real_logits, fake_logits = logits[:n_real], logits[n_real:]
+        else:
+            real_logits, fake_logits = D(x_real).float(), D(x_fake).float()  # (B, 1) each
+        d_loss = loss.d_loss(real_logits, fake_logits)
     if loss.gradient_penalty:
-        d_loss = d_loss + gp_weight * gradient_penalty(D, x_real, x_fake)
+        d_loss = d_loss + gp_weight * gradient_penalty(D, x_real.float(), x_fake.float())
     opt_D.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_D.step()
+    precision.backward_step(d_loss, opt_D, "D")
     return d_loss.detach(), real_logits.detach(), fake_logits.detach()
 
 
-def g_step(D, opt_G, loss: GANLoss, x_fake):
+def g_step(D, opt_G, loss: GANLoss, x_fake, precision: Precision = FLOAT32):
     """One generator update through D: gradients flow into G's parameters only
     (D's are frozen with `requires_grad_(False)` for the backward pass, so no D weight
-    gradients are computed). Returns the detached generator loss."""
+    gradients are computed). `precision` autocasts D's forward and the loss only.
+    Returns the detached generator loss."""
     trainable = [p for p in D.parameters() if p.requires_grad]  # restore only these after
     for p in trainable:
         p.requires_grad_(False)
     try:
-        g_loss = loss.g_loss(D(x_fake).float())
+        with precision.autocast():
+            g_loss = loss.g_loss(D(x_fake).float())
         opt_G.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_G.step()
+        precision.backward_step(g_loss, opt_G, "G")
     finally:
         for p in trainable:
             p.requires_grad_(True)
     return g_loss.detach()
 
 
-def make_adam(model, lr: float, betas) -> torch.optim.Adam:
-    """Adam with the fused kernel (one pass over all parameters, CPU or CUDA): the same
-    update as the default implementation, several times faster for small models."""
-    return torch.optim.Adam(model.parameters(), lr=lr, betas=tuple(betas), fused=True)
+def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: float = 10.0,
+               precision: Precision = FLOAT32):
+    """One generator step of `train`: a D step on each real batch of `x_reals` (n_critic of
+    them, each with fresh noise), then a G step on the last fakes.
+
+    Returns `(d_loss, g_loss, real_logits, fake_logits)` of the last steps, detached and
+    left on the device. `train` may hand this function to `ganlib.fast.fast_step`.
+    """
+    for x_real in x_reals:
+        z = G.sample_z(x_real.shape[0], x_real.device)  # (B, latent_dim)
+        with precision.autocast():
+            x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
+        d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real, x_fake.detach(),
+                                                  gp_weight, precision)
+    g_loss = g_step(D, opt_G, loss, x_fake, precision)
+    return d_loss, g_loss, real_logits, fake_logits
 
 
 @torch.no_grad()
@@ -160,6 +180,7 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     image_shape = _check_data(G, batches, z_fixed)
     opt_G = make_adam(G, cfg.lr_g, cfg.betas)
     opt_D = make_adam(D, cfg.lr_d, cfg.betas)
+    precision = Precision(cfg.amp, device)  # autocast dtype and fp16 loss scaling
     total = cfg.num_steps or max(1, math.ceil(cfg.num_epochs * batches.steps_per_epoch / cfg.n_critic))
     out = Path(cfg.out_dir) if cfg.out_dir else None
     start, history = 0, new_history()
@@ -170,6 +191,7 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         D.load_state_dict(ck["D"])
         opt_G.load_state_dict(ck["opt_G"])
         opt_D.load_state_dict(ck["opt_D"])
+        precision.load_state_dict(ck.get("scalers", {}))
         ckpt_io.set_rng_state(ck["rng"])
         start, history = ck["step"], ck["history"]
 
@@ -177,25 +199,22 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         if out:
             ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
-                                    step=step, rng=ckpt_io.rng_state(), config=asdict(cfg),
+                                    scalers=precision.state_dict(), step=step,
+                                    rng=ckpt_io.rng_state(), config=asdict(cfg),
                                     image_shape=list(image_shape), history=history)
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" \
-        else contextlib.nullcontext()
+    step_fn = functools.partial(train_step, G, D, opt_G, opt_D, loss,
+                                gp_weight=cfg.gp_weight, precision=precision)
+    if cfg.fast and device.type == "cuda":
+        step_fn = fast_step(step_fn, G, D, loss, precision)  # compiled: same draws and updates
     probs = loss.name in ("bce", "minimax")  # D(x) as a probability only for these
     it = batches.iterate(start * cfg.n_critic)
     pending = []  # per-step stats still on the device, read back every log_every steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="train",
                disable=not cfg.progress, dynamic_ncols=True)
     for step in bar:
-        with amp:
-            for _ in range(cfg.n_critic):
-                x_real = next(it)
-                z = G.sample_z(x_real.shape[0], device)  # (B, latent_dim)
-                x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
-                d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real,
-                                                          x_fake.detach(), cfg.gp_weight)
-            g_loss = g_step(D, opt_G, loss, x_fake)
+        x_reals = [next(it) for _ in range(cfg.n_critic)]  # one real batch per D step
+        d_loss, g_loss, real_logits, fake_logits = step_fn(x_reals)
         act = torch.sigmoid if probs else (lambda t: t)
         pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),
                                     act(fake_logits).mean()]))

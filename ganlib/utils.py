@@ -61,15 +61,27 @@ def atomic_write(path: str | Path, write) -> None:
 
 
 BUDGET_ENV = "GANLIB_BUDGET"
+BUDGETS = ("quick", "full", "gpu")
 
 
-def budget(quick, full):
-    """The book's one training-budget knob: `quick` when `$GANLIB_BUDGET` is "quick" (tests,
-    CI), else `full` (the rendered book). Example: `steps = budget(quick=50, full=5000)`."""
+def budget(quick, full, gpu=None):
+    """The book's one training-budget knob: how long a chapter trains.
+
+    `$GANLIB_BUDGET` chooses: "quick" (tests, CI) gives `quick`; "full" or unset (the
+    rendered book) gives `gpu` when CUDA is available and `gpu` is given, else `full`;
+    "gpu" gives `gpu` (or `full` when none is given) even without CUDA, e.g. to rehearse a
+    GPU budget's code path on a CPU. Example:
+    `steps = budget(quick=50, full=5000, gpu=50_000)`. A chapter that passes no `gpu`
+    trains the `full` budget everywhere, as before. Introduced in chapter 1.
+    """
     mode = os.environ.get(BUDGET_ENV, "full")
-    if mode not in ("quick", "full"):
-        raise ValueError(f"{BUDGET_ENV} must be 'quick' or 'full', got {mode!r}")
-    return quick if mode == "quick" else full
+    if mode not in BUDGETS:
+        raise ValueError(f"{BUDGET_ENV} must be one of {', '.join(BUDGETS)}, got {mode!r}")
+    if mode == "quick":
+        return quick
+    if gpu is not None and (mode == "gpu" or torch.cuda.is_available()):
+        return gpu
+    return full
 
 
 # The project's repository; tests/test_book.py checks that it equals `repository.url` in

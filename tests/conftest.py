@@ -25,6 +25,18 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: trains an architecture for a few hundred steps (runs by default; "
         "deselect with -m 'not slow')")
+    config.addinivalue_line(
+        "markers", "gpu: needs a CUDA GPU (skipped without one; run them with "
+        "`python3 -m pytest -o addopts=\"\" -p no:cacheprovider -m gpu tests/test_gpu.py`)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,74 @@
+"""The fast step (`ganlib.fast`): compiled with torch.compile, it trains as the plain step
+does, and it is left alone where compiling would change the run."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import pytest
+import torch
+
+from ganlib import build_models, get_loss
+from ganlib.fast import compilable, fast_step
+from ganlib.models import MLPDiscriminator, MLPGenerator
+from ganlib.optim import make_adam
+from ganlib.precision import Precision
+from ganlib.train import train_step
+
+SHAPE = (1, 8, 8)
+
+
+def _run(fast: bool, steps: int = 3):
+    """`steps` generator steps of the tiny MLP GAN (n_critic 2), plain or compiled; returns
+    the final weights and each step's statistics."""
+    torch.manual_seed(0)
+    G, D = MLPGenerator(8, SHAPE), MLPDiscriminator(SHAPE)
+    opt_G, opt_D = make_adam(G, 1e-3, (0.5, 0.999)), make_adam(D, 1e-3, (0.5, 0.999))
+    loss = get_loss("bce")
+    step = functools.partial(train_step, G, D, opt_G, opt_D, loss)
+    if fast:
+        plain, step = step, fast_step(step, G, D, loss)
+        assert step is not plain  # compiled, not handed back
+    x = torch.rand(steps, 2, 16, *SHAPE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    torch.manual_seed(2)  # the noise comes from the global generator, drawn in the step
+    stats = [torch.stack(step(list(x[i]))[:2]) for i in range(steps)]  # d_loss, g_loss
+    return {**G.state_dict(), **{f"D.{k}": v for k, v in D.state_dict().items()}}, stats
+
+
+@pytest.mark.slow
+def test_compiled_step_trains_as_the_plain_step():
+    """On the CPU (TorchInductor with gcc), three steps of the compiled step give the plain
+    step's losses and weights to float32 rounding: the same noise, the same updates."""
+    plain, plain_stats = _run(fast=False)
+    compiled, compiled_stats = _run(fast=True)
+    for a, b in zip(plain_stats, compiled_stats):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    for k in plain:
+        torch.testing.assert_close(compiled[k], plain[k], rtol=1e-4, atol=1e-5)
+
+
+def test_fast_step_compiles_only_where_it_is_exact():
+    torch.manual_seed(0)
+    G, D = MLPGenerator(8, SHAPE), MLPDiscriminator(SHAPE)
+    step = functools.partial(train_step, G, D, None, None, get_loss("bce"))
+    assert compilable(G, D, get_loss("bce"))
+    assert fast_step(step, G, D, get_loss("bce")) is not step
+    assert fast_step(step, G, D, get_loss("lsgan"), Precision("bf16")) is not step
+    # left as they are: double backward, fp16's host-side scaler, dropout's masks
+    assert fast_step(step, G, D, get_loss("wgan-gp")) is step
+    assert fast_step(step, G, D, get_loss("bce"), Precision("fp16")) is step
+    G32, D32 = build_models("conv32", (3, 32, 32))  # its D has Dropout
+    assert not compilable(G32, D32, get_loss("bce"))
+    assert fast_step(step, G32, D32, get_loss("bce")) is step
+
+
+def test_train_uses_the_plain_step_on_the_cpu(monkeypatch):
+    """`fast` is for CUDA: on the CPU `train` never compiles, whatever the flag."""
+    train_module = sys.modules["ganlib.train"]  # the module (ganlib.train is the function)
+    calls = []
+    monkeypatch.setattr(train_module, "fast_step", lambda step, *a: calls.append(1) or step)
+    G, D = MLPGenerator(8, SHAPE), MLPDiscriminator(SHAPE)
+    x = torch.rand(32, *SHAPE) * 2 - 1
+    train_module.train(G, D, x, train_module.TrainConfig(batch_size=16, num_steps=2,
+                                                         progress=False, device="cpu"))
+    assert calls == []
