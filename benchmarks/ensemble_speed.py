@@ -20,7 +20,8 @@ from ganlib.ensemble import build_ensemble, ensemble_step
 from ganlib.losses import get_loss
 from ganlib.models import Packed
 from ganlib.toy_models import ToyDiscriminator, ToyGenerator
-from ganlib.train import d_step, g_step, make_adam
+from ganlib.optim import make_adam
+from ganlib.train import d_step, g_step
 from ganlib.utils import cpu_name
 
 

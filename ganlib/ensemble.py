@@ -29,7 +29,7 @@ from .mixtures import reference_points, trial_data
 from .mode_metrics import N_MIXTURE, mixture_metrics, point_recall, summarize
 from .models import Packed
 from .toy_models import MinibatchStdDev, ToyDiscriminator, ToyGenerator, pacgan_init
-from .train import make_adam
+from .optim import make_adam
 from .utils import get_device
 
 METRICS = ("modes", "high_quality_pct", "reverse_kl", "recall")  # per trial, summarised
