@@ -18,6 +18,7 @@ from . import checkpoint as ckpt_io
 from . import models
 from .data import ImageData, check_images, make_batches
 from .losses import GANLoss, get_loss, gradient_penalty
+from .sampling import generate
 from .utils import atomic_write, get_device, seed_everything
 
 
@@ -121,16 +122,6 @@ def make_adam(model, lr: float, betas) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, betas=tuple(betas), fused=True)
 
 
-@torch.no_grad()
-def generate(G, z: torch.Tensor) -> torch.Tensor:
-    """Samples `G(z)` in eval mode (BatchNorm running statistics), float32, no gradients."""
-    was_training = G.training
-    G.eval()
-    x = G(z).float()
-    G.train(was_training)
-    return x
-
-
 def new_history() -> dict:
     """An empty history: per step, D and G losses and D's mean output on real and fake
     (probabilities for bce/minimax, raw scores for the other losses)."""
@@ -178,7 +169,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
             ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
                                     step=step, rng=ckpt_io.rng_state(), config=asdict(cfg),
-                                    image_shape=list(image_shape), history=history)
+                                    image_shape=list(image_shape), history=history,
+                                    networks=models.describe_models(G, D, image_shape))
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" \
         else contextlib.nullcontext()
