@@ -20,6 +20,7 @@ from .data import ImageData, check_images, make_batches
 from .losses import GANLoss, get_loss, gradient_penalty
 from .sampling import generate
 from .utils import atomic_write, get_device, seed_everything
+from .validation import check_config
 
 
 @dataclass
@@ -50,6 +51,9 @@ class TrainConfig:
     best_metric: str | None = None  # key of evaluate's dict to keep best.pt by (lower is better)
     out_dir: str | None = None   # where samples, checkpoints and history go (None: nowhere)
     progress: bool = True        # show a tqdm progress bar
+
+    def __post_init__(self):
+        check_config(self)  # one line saying what to change for any out-of-range setting
 
 
 class TrainingDiverged(FloatingPointError):
