@@ -270,6 +270,9 @@ def load_dataset(name: str, root=None, image_size: int | None = None,
         return grid_of_gaussians()
     elif Path(name).exists():
         return load_images(name, image_size or 64)
+    elif "/" in name or "\\" in name or name.startswith(".") or name.endswith(".npz"):
+        raise FileNotFoundError(f"no file or folder at {name}; check the path, or use one "
+                                f"of the datasets {', '.join(DATASETS)}")
     else:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
                          "or give the path of an image folder or .npz file")

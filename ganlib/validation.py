@@ -22,11 +22,15 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 class ConfigError(ValueError):
-    """A `TrainConfig` setting out of range or not among the known names."""
+    """A `TrainConfig` setting out of range or not among the known names; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 def _fail(name: str, must: str, value, todo: str) -> None:
-    raise ConfigError(f"{name} must be {must}, got {value!r}; {todo}")
+    raise ConfigError(name, f"{name} must be {must}, got {value!r}; {todo}")
 
 
 def _int(cfg, name: str, low: int, todo: str, optional: bool = False) -> None:
