@@ -91,13 +91,17 @@ def read_folder(path: Path, image_size: int) -> torch.Tensor | ImageFiles:
 def read_npz(path: Path, image_size: int) -> torch.Tensor:
     """The `images` array `(N, H, W, 3)` uint8 of an `.npz` file as `(N, 3, S, S)` uint8."""
     try:
-        with np.load(path) as f:
-            if "images" not in f:
-                raise ValueError(f"{path} has no 'images' array (keys: {list(f.keys())}); "
-                                 "save the images under the name 'images'")
-            images = f["images"]
-    except (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
-        raise ValueError(f"{path} is not a readable .npz file ({err})") from err
+        with np.load(path) as f:  # allow_pickle=False: a pickle is refused, never run
+            keys = list(f.keys())
+            images = f["images"] if "images" in keys else None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not a readable .npz file ({first}); save one with "
+                         "numpy.savez(path, images=...)") from err
+    if images is None:
+        raise ValueError(f"{path} has no 'images' array (keys: {keys}); save the images "
+                         "under the name 'images'")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"{path}: 'images' must be uint8 (N, H, W, 3), got {images.dtype} "
                          f"{images.shape}")
