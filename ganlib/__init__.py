@@ -1,25 +1,53 @@
 """ganlib: the small GAN library behind the book. Data, models, losses, training, plots.
 
 The names a chapter uses are re-exported here: `from ganlib import train, TrainConfig`.
+Each lives in the module named after its concept (`ganlib.sampling.generate`,
+`ganlib.dcgan.DCGANGenerator`, ...); `__all__` lists them.
 """
+from .batches import make_batches
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import (ImageData, check_images, load_dataset, load_images, load_mnist_sample,
-                   make_batches, stacked_mnist, to_signed, to_unit)
+                   stacked_mnist, to_signed, to_unit)
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .generator import Generator
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
 from .mixtures import grid_of_gaussians, ring_of_gaussians
-from .models import MODELS, Packed, build_models, pack
+from .models import MODELS, Packed, build_models, describe_models, pack
 from .plot import plot_history, show_grid, show_points
-from .train import (TrainConfig, TrainingDiverged, d_step, g_step, generate, new_history,
-                    train)
+from .sampling import generate, generate_many
+from .train import TrainConfig, TrainingDiverged, d_step, g_step, new_history, train
 from .utils import budget, get_device, seed_everything
+from .validation import ConfigError
 
 __version__ = "0.1.0"
 
 # Chapter 7 (evaluating GANs) and chapter 6 (mode collapse): offline metrics.
-from .classifier import ClassifierError, load_classifier
-from .inception import InceptionUnavailable, inception_fid
-from .metrics import (Embedding, class_histogram, classes_covered, classifier_score, embed,
-                      fid, fid_evaluator, frechet_distance, image_metrics, kl_to_uniform,
-                      precision_recall)
-from .mode_metrics import (mixture_metrics, mode_evaluator, stacked_mnist_metrics,
+from .classifier import ClassifierError, load_classifier  # noqa: E402
+from .inception import InceptionUnavailable, inception_fid  # noqa: E402
+from .metrics import (Embedding, class_histogram, classes_covered, classifier_score,  # noqa: E402
+                      embed, fid, fid_evaluator, frechet_distance, image_metrics,
+                      kl_to_uniform, precision_recall)
+from .mode_metrics import (mixture_metrics, mode_evaluator, stacked_mnist_metrics,  # noqa: E402
                            stacked_mnist_modes)
+
+__all__ = [
+    # data (chapter 3) and batches
+    "ImageData", "check_images", "grid_of_gaussians", "load_dataset", "load_images",
+    "load_mnist_sample", "make_batches", "ring_of_gaussians", "stacked_mnist", "to_signed",
+    "to_unit",
+    # models (chapters 3, 4, 6)
+    "MODELS", "DCGANDiscriminator", "DCGANGenerator", "Generator", "Packed", "build_models",
+    "describe_models", "pack",
+    # losses (chapters 2, 5)
+    "LOSSES", "GANLoss", "get_loss", "gradient_penalty",
+    # training, sampling, checkpoints (chapter 3)
+    "ConfigError", "TrainConfig", "TrainingDiverged", "d_step", "g_step", "generate",
+    "generate_many", "new_history", "train", "CheckpointError", "load_checkpoint",
+    # plots and utilities
+    "plot_history", "show_grid", "show_points", "budget", "get_device", "seed_everything",
+    # metrics (chapters 6, 7)
+    "ClassifierError", "load_classifier", "InceptionUnavailable", "inception_fid", "Embedding",
+    "class_histogram", "classes_covered", "classifier_score", "embed", "fid", "fid_evaluator",
+    "frechet_distance", "image_metrics", "kl_to_uniform", "precision_recall",
+    "mixture_metrics", "mode_evaluator", "stacked_mnist_metrics", "stacked_mnist_modes",
+]

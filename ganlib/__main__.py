@@ -1,68 +1,122 @@
 """Command line: `python -m ganlib train ...` and `python -m ganlib sample ...`.
 
-This is the only place that parses argv; it maps flags onto `TrainConfig`.
+This is the only place that parses argv. `train`'s flags are made from `TrainConfig`'s
+fields, one per field, named after it with dashes (`lr_g` -> `--lr-g`), with the comment
+beside its default as help: nothing is repeated by hand. Short names kept from earlier
+versions: `--epochs` (`--num-epochs`), `--steps` (`--num-steps`), `--pack` (`--pack-m`),
+`--out` (`--out-dir`), `--beta1` (the first of `--betas`). Booleans are `--x/--no-x`.
+
+Any bad input ends in one line on stderr, `error: ...`, and exit code 2; never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
+import io
+import re
 import sys
-from dataclasses import fields
-
-import torch
+import textwrap
+import tokenize
+from dataclasses import MISSING, fields
+from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DATASETS, DataUnavailable, load_dataset
 from .losses import LOSSES
 from .models import MODELS, build_models
 from .plot import save_samples
-from .train import TrainConfig, TrainingDiverged, generate, train
+from .sampling import generate
+from .train import TrainConfig, TrainingDiverged, train
 from .utils import get_device, seed_everything
+from .validation import AMP_MODES, DEVICE_PATTERN, ConfigError
 
-HELP = {f.name: f for f in fields(TrainConfig)}
+ALIASES = {"num_epochs": ["--epochs"], "num_steps": ["--steps"], "pack_m": ["--pack"],
+           "out_dir": ["--out"]}  # short flags kept from earlier versions
+CHOICES = {"model": tuple(MODELS), "loss": tuple(LOSSES), "amp": AMP_MODES}
+CLI_DEFAULTS = {"out_dir": "runs/gan"}  # the command line always writes its outputs
+EXTRA_HELP = {"data": f"; one of {', '.join(DATASETS)}, or the path of an image folder or "
+                      ".npz (offline, mnist falls back to the bundled 5,000-image sample)",
+              "eval_every": "; here: FID-MNIST and friends for grey 28x28 data, mode counts "
+                            "for ring and grid"}
 
 
-def _add(p, flag, name, **kw):
-    default = HELP[name].default
-    p.add_argument(flag, dest=name, default=default, **kw,
-                   help=f"{kw.pop('help', '')} (default: {default})".strip())
+class UsageError(Exception):
+    """A command line argparse cannot parse."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so `main` prints one line."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def field_comments(cls) -> dict:
+    """The comment after each field of a dataclass, from its source: {name: comment}."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):  # no source (a frozen or zipped install): no help text
+        return {}
+    comments = {tok.start[0]: tok.string.lstrip("# ").strip()
+                for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+    body = ast.parse(source).body[0].body
+    return {node.target.id: comments.get(node.end_lineno, "") for node in body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+
+
+def _kind(f):
+    """(base type, optional) from a field's annotation (a string, PEP 563) and default."""
+    ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    names = [n for n in re.findall(r"[A-Za-z_]+", ann) if n not in ("None", "Optional")]
+    base = {"int": int, "float": float, "bool": bool, "tuple": tuple}.get(names[0] if names
+                                                                            else "", str)
+    return base, "None" in ann or "Optional" in ann
+
+
+def _optional(convert):
+    def parse(text):
+        return None if text.lower() == "none" else convert(text)
+    parse.__name__ = convert.__name__  # argparse names the type in its error messages
+    return parse
+
+
+def add_config_flags(p: argparse.ArgumentParser, cls=TrainConfig) -> None:
+    """One flag per dataclass field: `--name-with-dashes` (plus `ALIASES`), typed from the
+    annotation, defaulting to the field's default, with the field's comment as help."""
+    comments = field_comments(cls)
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        default = CLI_DEFAULTS.get(f.name, default)
+        flags = [f"--{f.name.replace('_', '-')}", *ALIASES.get(f.name, [])]
+        help_ = (comments.get(f.name, "") + EXTRA_HELP.get(f.name, "")).replace("%", "%%")
+        base, optional = _kind(f)
+        kw = dict(dest=f.name, default=default, help=help_ or " ")
+        if base is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif base is tuple:
+            kw.update(nargs=len(default), type=float, metavar=f.name.upper())
+        else:
+            kw["type"] = _optional(base) if optional else base
+            if f.name in CHOICES and not isinstance(default, bool):
+                kw["choices"] = CHOICES[f.name]
+        p.add_argument(*flags, **kw)
+    p.add_argument("--beta1", type=float, default=None,
+                   help="Adam beta1 alone (the first of --betas; kept from earlier versions)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ganlib", description="Train GANs and sample "
-                                "from them. Run `python -m ganlib train --help` for the flags.")
+    p = Parser(prog="python -m ganlib", description="Train GANs and sample from them. Run "
+               "`python -m ganlib train --help` for the flags.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a GAN; writes samples.png, losses.png, "
                        "history.json and last.pt into --out",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--data", default="mnist", help=f"dataset: {', '.join(DATASETS)}, or the "
-                   "path of an image folder / .npz. Offline, mnist falls back to the bundled "
-                   "5,000-image sample")
+    add_config_flags(t)
     t.add_argument("--data-root", default=None, help="folder for torchvision datasets "
                    "(default: $GANLIB_DATA, else ~/.cache/ganlib)")
-    t.add_argument("--model", default="mlp", help=f"architecture: {', '.join(MODELS)}")
-    t.add_argument("--loss", default="bce", help=f"objective: {', '.join(LOSSES)}")
-    t.add_argument("--image-size", type=int, default=None, help="resize images to this size "
-                   "(default: the dataset's own size)")
-    t.add_argument("--latent-dim", type=int, default=None, help="noise size (default: the "
-                   "model's own, 100; 1000 for upsample64)")
-    t.add_argument("--pack", type=int, default=1, dest="pack_m", help="PacGAN packing degree")
-    t.add_argument("--batch-size", type=int, default=256, help="real images per D step")
-    t.add_argument("--epochs", type=float, default=5.0, dest="num_epochs", help="passes "
-                   "over the data")
-    t.add_argument("--steps", type=int, default=None, dest="num_steps", help="generator "
-                   "steps; overrides --epochs")
-    t.add_argument("--lr-g", type=float, default=2e-4, help="Adam learning rate for G")
-    t.add_argument("--lr-d", type=float, default=2e-4, help="Adam learning rate for D")
-    t.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
-    t.add_argument("--n-critic", type=int, default=1, help="D steps per G step")
-    t.add_argument("--seed", type=int, default=0, help="random seed")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
-    t.add_argument("--ckpt-every", type=int, default=1000, help="steps between checkpoints")
-    t.add_argument("--out", default="runs/gan", dest="out_dir", help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    t.add_argument("--no-progress", action="store_false", dest="progress",
-                   help="hide the progress bar")
     s = sub.add_parser("sample", help="write a grid of samples from a checkpoint",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--ckpt", required=True, help="checkpoint written by train (last.pt)")
@@ -73,29 +127,69 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args) -> TrainConfig:
+    """The `TrainConfig` that the parsed `train` flags describe (checked on creation; a bad
+    value's error names its flag)."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    if args.beta1 is not None:
+        values["betas"] = (args.beta1, values["betas"][1])
+    try:
+        return TrainConfig(**values)
+    except ConfigError as err:
+        flag = f"--{err.field.replace('_', '-')}"
+        raise ConfigError(err.field, re.sub(rf"^{err.field}\b", flag, str(err))) from None
+
+
 def cmd_train(args) -> None:
-    known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in known})
-    cfg.betas = (args.beta1, 0.999)
-    data = load_dataset(args.data, root=args.data_root, image_size=args.image_size)
+    cfg = config_from_args(args)
+    device = get_device(cfg.device)
+    data = load_dataset(cfg.data, root=args.data_root, image_size=cfg.image_size)
     image_shape = tuple(data.x[0].shape)
+    seed_everything(cfg.seed)  # before building: the seed decides the initial weights
     G, D = build_models(cfg.model, image_shape, cfg.latent_dim, cfg.pack_m)
     print(f"ganlib: {cfg.model} GAN, {cfg.loss} loss, on {data.source}: {len(data)} samples "
-          f"of shape {image_shape}, device {get_device(cfg.device)}", file=sys.stderr)
-    history = train(G, D, data, cfg, resume=args.resume)
+          f"of shape {image_shape}, device {device}", file=sys.stderr)
+    evaluate = _evaluator(data, image_shape) if cfg.eval_every else None
+    history = train(G, D, data, cfg, resume=args.resume, evaluate=evaluate)
     if history["step"]:
         print(f"ganlib: done, {history['step'][-1]} steps; wrote {cfg.out_dir}/samples.png, "
               "losses.png, history.json, last.pt", file=sys.stderr)
 
 
+def _evaluator(data, image_shape):
+    """`--eval-every`'s measures: FID-MNIST and friends for grey 28x28 images, mode
+    counts for the 2-D ring and grid."""
+    from .metrics import fid_evaluator
+    from .mode_metrics import mode_evaluator
+    if data.name in ("ring", "grid"):
+        return mode_evaluator(data.name)
+    if tuple(image_shape) == (1, 28, 28) and hasattr(data.x, "shape"):
+        clf = "fashion-mnist" if data.name == "fashion-mnist" else "mnist"
+        return fid_evaluator(data.x[:10_000], classifier=clf)
+    raise ValueError(f"--eval-every has measures for grey 28x28 images and the ring/grid "
+                     f"mixtures, not for {data.name} {tuple(image_shape)}; leave it at 0, or "
+                     "call ganlib.train(..., evaluate=...) from Python")
+
+
 def cmd_sample(args) -> None:
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}; ask for e.g. --n 64")
+    if Path(args.ckpt).is_dir():
+        raise CheckpointError(f"{args.ckpt} is a folder, not a checkpoint; give the file, "
+                              f"e.g. --ckpt {Path(args.ckpt) / 'last.pt'}")
+    if not DEVICE_PATTERN.fullmatch(args.device):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     device = get_device(args.device)
     ck = load_checkpoint(args.ckpt, map_location=device)
     cfg = ck["config"]
-    if cfg["model"] not in MODELS:
-        raise CheckpointError(f"{args.ckpt} holds a custom model ({cfg['model']!r}); "
-                              "rebuild it yourself and load ck['G']")
-    G, _ = build_models(cfg["model"], ck["image_shape"], cfg["latent_dim"], cfg["pack_m"])
+    net = ck.get("networks") or {"name": cfg["model"], "image_shape": ck["image_shape"],
+                                 "latent_dim": cfg["latent_dim"], "pack_m": cfg["pack_m"]}
+    if net["name"] not in MODELS:
+        raise CheckpointError(f"{args.ckpt} holds custom networks (not made by "
+                              "ganlib.build_models); rebuild G yourself and load ck['G'] "
+                              "from ganlib.load_checkpoint")
+    G, _ = build_models(net["name"], net["image_shape"], net["latent_dim"], net["pack_m"])
     G.load_state_dict(ck["G"])
     G.to(device)
     seed_everything(args.seed)
@@ -105,13 +199,26 @@ def cmd_sample(args) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
     try:
+        args = build_parser().parse_args(argv)
         (cmd_train if args.command == "train" else cmd_sample)(args)
-    except (ValueError, TrainingDiverged, FileNotFoundError, DataUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UsageError, ValueError, TrainingDiverged, DataUnavailable, OSError) as err:
+        print(f"error: {_first_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command with --resume to continue from "
+              "the last checkpoint", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 (torch's own errors: one line, still)
+        print(f"error: {type(err).__name__}: {_first_line(err)}; if the input looks right, "
+              "please report this with the command you ran", file=sys.stderr)
         return 2
     return 0
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""Datasets as tensors in [-1, 1], and fast shuffled batches.
+"""Datasets as tensors in [-1, 1]: by name, from torchvision, or from an image folder.
 
 Images are `(N, C, H, W)` float tensors in [-1, 1] (the range of the generator's tanh);
-2-D mixtures are `(N, 2)` points. When a dataset fits, it lives as one tensor on the
-training device and batches are drawn by index: no per-item PIL work, no worker processes.
+2-D mixtures are `(N, 2)` points. Batches for training come from `ganlib.batches`
+(`make_batches` is re-exported here).
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from .batches import LoaderBatches, TensorBatches, make_batches  # noqa: F401 (re-exported)
+from .image_folder import read_folder, read_npz, resize_crop
 
 DATA_ENV = "GANLIB_DATA"
 SAMPLE_PATH = Path(__file__).parent / "assets" / "mnist_sample.npz"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-PRELOAD_LIMIT_BYTES = 2 * 2**30  # image folders larger than this as float32 are read lazily
 
 
 @dataclass
@@ -161,62 +162,29 @@ def load_torchvision(name: str, root=None, train: bool = True,
 
 # ----------------------------------------------------------------------------- image folders
 
-class _ImageFiles(Dataset):
-    """Images read one at a time (only for folders too large to keep in memory)."""
-
-    def __init__(self, files, image_size: int):
-        import torchvision.transforms as T
-        self.files = files
-        self.transform = T.Compose([T.Resize(image_size), T.CenterCrop(image_size),
-                                    T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
-
-    def __len__(self):
-        return len(self.files)
-
-    def __getitem__(self, i):
-        from PIL import Image
-        with Image.open(self.files[i]) as im:
-            return self.transform(im.convert("RGB"))
-
-
-def _resize_crop(x: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Resize the short side to `image_size` (antialiased), then center-crop a square."""
-    import torchvision.transforms.functional as TF
-    x = TF.resize(x, image_size, antialias=True)
-    return TF.center_crop(x, image_size)
-
-
 def load_images(path: str | os.PathLike, image_size: int = 64) -> ImageData:
     """Any folder of images (searched recursively, like torchvision's `ImageFolder` but
     class folders optional), or an `.npz` whose `images` array is `(N, H, W, 3)` uint8,
-    as RGB tensors resized and center-cropped to `image_size` (32 or 64)."""
-    from PIL import Image
+    as RGB tensors resized and center-cropped to `image_size` (32 or 64).
+
+    Files with an image extension that cannot be read (not images, truncated) are skipped
+    with one `UserWarning` naming them; a folder where none can be read raises a
+    `ValueError`. A folder too large to preload is read lazily during training, where an
+    unreadable file raises a `ValueError` naming it (`ganlib.image_folder`).
+    Introduced in chapter 4 (DCGAN).
+    """
     path = Path(path)
     if image_size not in (32, 64):
         raise ValueError(f"image_size must be 32 or 64 for colour image sets, got {image_size}")
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            if "images" not in f:
-                raise ValueError(f"{path} has no 'images' array (keys: {list(f.keys())})")
-            x = torch.from_numpy(f["images"]).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
-        if len(x) == 0:
-            raise ValueError(f"{path} holds no images")
-        return ImageData(to_signed(_resize_crop(x, image_size)), None, path.stem, str(path))
+    if path.suffix == ".npz" and path.is_file():
+        return ImageData(to_signed(read_npz(path, image_size)), None, path.stem, str(path))
     if not path.is_dir():
-        raise FileNotFoundError(f"image folder {path} does not exist")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {path}; "
-                         "point --data at a folder that contains image files")
-    if len(files) * 3 * image_size**2 * 4 > PRELOAD_LIMIT_BYTES:
-        return ImageData(_ImageFiles(files, image_size), None, path.name, f"{path} (lazy)")
-    from tqdm.auto import tqdm
-    images = []
-    for f in tqdm(files, desc=f"reading {path.name}", leave=False, disable=len(files) < 2000):
-        with Image.open(f) as im:
-            arr = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
-        images.append(_resize_crop(arr, image_size))
-    return ImageData(to_signed(torch.stack(images)), None, path.name, str(path))
+        what = "is a file, not an image folder or .npz" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"image folder {path} {what}; give a folder of images")
+    x = read_folder(path, image_size)
+    if isinstance(x, Dataset):
+        return ImageData(x, None, path.name, f"{path} (lazy)")
+    return ImageData(to_signed(x), None, path.name, str(path))
 
 
 # ----------------------------------------------------------------------------- stacked MNIST
@@ -259,90 +227,12 @@ def load_dataset(name: str, root=None, image_size: int | None = None,
         return mixtures.ring_of_gaussians() if name == "ring" else mixtures.grid_of_gaussians()
     elif Path(name).exists():
         return load_images(name, image_size or 64)
+    elif "/" in name or "\\" in name or name.startswith(".") or name.endswith(".npz"):
+        raise FileNotFoundError(f"no file or folder at {name}; check the path, or use one "
+                                f"of the datasets {', '.join(DATASETS)}")
     else:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
                          "or give the path of an image folder or .npz file")
     if image_size is not None and image_size != data.x.shape[-1]:
-        data.x = _resize_crop(data.x, image_size).clamp(-1, 1)
+        data.x = resize_crop(data.x, image_size).clamp(-1, 1)
     return data
-
-
-# ----------------------------------------------------------------------------- batches
-
-class TensorBatches:
-    """Endless shuffled batches of a tensor, drawn by index on `device`.
-
-    Each epoch's order comes from `seed` and the epoch number alone, so a run resumed at
-    any step sees the same batches as an uninterrupted one. Only full batches are drawn.
-    """
-
-    def __init__(self, x: torch.Tensor, batch_size: int, device: torch.device, seed: int = 0):
-        if len(x) == 0:
-            raise ValueError("the dataset is empty; check the data path")
-        if batch_size > len(x):
-            raise ValueError(f"batch_size {batch_size} is larger than the dataset "
-                             f"({len(x)} items); use a batch size of at most {len(x)}")
-        self.x = _fit_on(x, device)
-        self.device, self.batch_size, self.seed = device, batch_size, seed
-        self.steps_per_epoch = len(x) // batch_size
-
-    def epoch_order(self, epoch: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.x), generator=g)
-
-    def iterate(self, start_batch: int = 0):
-        """Yield batches forever, starting at global batch number `start_batch`."""
-        epoch, i = divmod(start_batch, self.steps_per_epoch)
-        while True:
-            order = self.epoch_order(epoch).to(self.x.device)
-            for j in range(i, self.steps_per_epoch):
-                idx = order[j * self.batch_size:(j + 1) * self.batch_size]
-                yield self.x[idx].to(self.device, non_blocking=True)
-            epoch, i = epoch + 1, 0
-
-
-class LoaderBatches(TensorBatches):
-    """The same interface over a lazy `Dataset` (a DataLoader with workers)."""
-
-    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, seed: int = 0,
-                 num_workers: int = 2):
-        if len(dataset) == 0:
-            raise ValueError("the dataset is empty; check the data path")
-        if batch_size > len(dataset):
-            raise ValueError(f"batch_size {batch_size} is larger than the dataset "
-                             f"({len(dataset)} items); use at most {len(dataset)}")
-        self.dataset, self.device, self.batch_size, self.seed = dataset, device, batch_size, seed
-        self.num_workers = num_workers
-        self.x = dataset
-        self.steps_per_epoch = len(dataset) // batch_size
-
-    def iterate(self, start_batch: int = 0):
-        epoch, i = divmod(start_batch, self.steps_per_epoch)
-        while True:
-            order = self.epoch_order(epoch)[i * self.batch_size:].tolist()
-            loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=order,
-                                drop_last=True, num_workers=self.num_workers,
-                                pin_memory=self.device.type == "cuda")
-            for x in loader:
-                yield x.to(self.device, non_blocking=True)
-            epoch, i = epoch + 1, 0
-
-
-def _fit_on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move the whole dataset to `device` when it fits (half the free GPU memory),
-    else keep it in pinned CPU memory and move one batch at a time."""
-    if device.type != "cuda":
-        return x.to(device)
-    free, _ = torch.cuda.mem_get_info(device)
-    if x.numel() * x.element_size() < free // 2:
-        return x.to(device)
-    return x.pin_memory()
-
-
-def make_batches(data: ImageData | torch.Tensor | Dataset, batch_size: int,
-                 device: torch.device, seed: int = 0) -> TensorBatches:
-    """Batches for training: on-device indexing for tensors, a DataLoader otherwise."""
-    x = data.x if isinstance(data, ImageData) else data
-    if torch.is_tensor(x):
-        return TensorBatches(x, batch_size, device, seed)
-    return LoaderBatches(x, batch_size, device, seed)

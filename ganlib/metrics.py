@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .classifier import load_classifier
 from .data import check_images
-from .train import generate
+from .sampling import generate_many
 
 
 @dataclass
@@ -262,20 +262,6 @@ def image_metrics(x_real, x_fake, classifier="mnist", k: int = 3) -> dict:
 
 
 # ----------------------------------------------------------------------------- during training
-
-def generate_many(G, n: int, batch_size: int = 500, seed: int | None = 0) -> torch.Tensor:
-    """`n` samples from `G` in batches (eval mode, no gradients), on G's device.
-
-    With a `seed`, the noise is the same at every call (so successive evaluations during
-    training differ only through G) and the global RNG is left as it was.
-    """
-    device = next(G.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        if seed is not None:
-            torch.manual_seed(seed)
-        return torch.cat([generate(G, G.sample_z(min(batch_size, n - i)))
-                          for i in range(0, n, batch_size)])
-
 
 def fid_evaluator(x_real, n: int = 2000, classifier="mnist", batch_size: int = 500,
                   seed: int | None = 0):

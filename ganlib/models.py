@@ -1,8 +1,10 @@
-"""Generators and discriminators: the source articles' networks and DCGAN; the 2-D toys
-(`ganlib.toy_models`) are built here by name too.
+"""Generators and discriminators: the source articles' networks, and each pair by name
+(DCGAN's are in `ganlib.dcgan`, PacGAN's 2-D toys in `ganlib.toy_models`).
 
 Every discriminator returns logits `(B, 1)`, never probabilities. Every generator has
-`latent_dim` and `sample_z(n, device)` for its noise. `build_models(name, ...)` makes a pair.
+`latent_dim` and `sample_z(n, device)` for its noise (`ganlib.generator.Generator`).
+`build_models(name, ...)` makes a pair; DCGAN's is in `ganlib.dcgan`, `describe_models` says
+which named pair (or "custom") a `(G, D)` is, so that a checkpoint can be rebuilt.
 Introduced in chapter 3 (MLP), chapter 4 (convolutional) and chapter 6 (toys, packing).
 """
 from __future__ import annotations
@@ -12,21 +14,8 @@ import math
 import torch
 from torch import nn
 
-
-class Generator(nn.Module):
-    """Base class: holds `latent_dim` and the noise distribution ("normal" or "uniform")."""
-    latent_dist = "normal"
-
-    def __init__(self, latent_dim: int):
-        super().__init__()
-        self.latent_dim = latent_dim
-
-    def sample_z(self, n: int, device=None) -> torch.Tensor:
-        """Draw `n` noise vectors `(n, latent_dim)`: N(0, I), or U(-1, 1) for "uniform"."""
-        device = device or next(self.parameters()).device
-        if self.latent_dist == "uniform":
-            return torch.rand(n, self.latent_dim, device=device) * 2 - 1
-        return torch.randn(n, self.latent_dim, device=device)
+from .dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init  # noqa: F401 (re-exported)
+from .generator import Generator
 
 
 def pack(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -195,71 +184,11 @@ class Pool64Discriminator(nn.Module):
         return self.net(x)
 
 
-# ----------------------------------------------------------------------------- DCGAN
-
-def dcgan_init(m: nn.Module) -> None:
-    """DCGAN's initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), bias 0."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
-
-
-def _dcgan_plan(image_size):
-    if image_size not in (28, 32, 64):
-        raise ValueError(f"DCGAN supports image sizes 28, 32 and 64, got {image_size}")
-    base = 7 if image_size == 28 else 4
-    return base, int(math.log2(image_size // base))  # start size, number of x2 stages
-
-
-class DCGANGenerator(Generator):
-    """DCGAN generator (Radford et al. 2016): transposed convs 4x4 stride 2, BatchNorm, ReLU,
-    tanh; z (B, latent_dim) -> (B, C, S, S) for S in 28, 32, 64."""
-
-    def __init__(self, latent_dim=100, channels=1, image_size=64, width=64):
-        super().__init__(latent_dim)
-        base, n_up = _dcgan_plan(image_size)
-        ch = width * 2 ** (n_up - 1)
-        layers = [nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False),
-                  nn.BatchNorm2d(ch), nn.ReLU(True)]  # (B, nz, 1, 1) -> (B, ch, base, base)
-        for _ in range(n_up - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
-            ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-        self.apply(dcgan_init)
-
-    def forward(self, z):
-        return self.net(z.view(z.shape[0], -1, 1, 1))
-
-
-class DCGANDiscriminator(nn.Module):
-    """DCGAN discriminator: strided 4x4 convs, BatchNorm (not on the first layer),
-    LeakyReLU(0.2), a final conv to one logit: (B, C, S, S) -> (B, 1)."""
-
-    def __init__(self, channels=1, image_size=64, width=64):
-        super().__init__()
-        base, n_up = _dcgan_plan(image_size)
-        layers, ch = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)], width
-        for _ in range(n_up - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2),
-                       nn.LeakyReLU(0.2, True)]
-            ch *= 2
-        layers += [nn.Conv2d(ch, 1, base, 1, 0, bias=False), nn.Flatten()]  # -> (B, 1)
-        self.net = nn.Sequential(*layers)
-        self.apply(dcgan_init)
-
-    def forward(self, x):
-        return self.net(x)
-
-
 # ----------------------------------------------------------------------------- by name
 
-# PacGAN's 2-D networks live in toy_models.py (which builds on `Generator` above); they are
-# imported here for the registry below and for `ganlib.models.ToyGenerator` in chapter 2.
-from .toy_models import Maxout, MinibatchStdDev, ToyDiscriminator, ToyGenerator  # noqa: E402
+# PacGAN's 2-D networks live in toy_models.py; imported here for the registry below and for
+# `ganlib.models.ToyGenerator` in chapter 2.
+from .toy_models import Maxout, MinibatchStdDev, ToyDiscriminator, ToyGenerator  # noqa: E402,F401
 
 MODELS = {  # name: (supported image sizes, default latent_dim)
     "mlp": ((28, 32, 64), 100), "mlp-bn": ((28, 32, 64), 100), "conv32": ((32,), 100),
@@ -282,7 +211,7 @@ def build_models(name: str, image_shape=(1, 28, 28), latent_dim: int | None = No
         if len(image_shape) != 1:
             raise ValueError(f"model 'toy' is for 2-D points, not images {tuple(image_shape)}")
         G, D = ToyGenerator(latent_dim, out_dim=image_shape[0]), ToyDiscriminator(image_shape[0] * pack_m)
-        return G, (Packed(D, pack_m) if pack_m > 1 else D)
+        return _named(name, G, Packed(D, pack_m) if pack_m > 1 else D)
     if len(image_shape) != 3:
         raise ValueError(f"model {name!r} is for images (C, H, W), got shape {tuple(image_shape)}; "
                          "use --model toy for 2-D points")
@@ -301,4 +230,32 @@ def build_models(name: str, image_shape=(1, 28, 28), latent_dim: int | None = No
         G, D = Upsample64Generator(latent_dim, c), Pool64Discriminator(cm)
     else:
         G, D = DCGANGenerator(latent_dim, c, h), DCGANDiscriminator(cm, h)
-    return G, (Packed(D, pack_m) if pack_m > 1 else D)
+    return _named(name, G, Packed(D, pack_m) if pack_m > 1 else D)
+
+
+def describe_models(G, D, image_shape) -> dict:
+    """What `build_models` needs to rebuild `(G, D)`: `{"name", "image_shape", "latent_dim",
+    "pack_m"}`, with `name="custom"` unless `build_models(name, ...)` made this pair and it
+    is unchanged since (same classes, layers, settings and parameter shapes).
+
+    Training records it in every checkpoint, so `python -m ganlib sample` rebuilds the right
+    networks, or says that they are custom ones. Introduced in chapter 3 (a first GAN).
+    """
+    pack_m = D.m if isinstance(D, Packed) else 1
+    built = getattr(G, "_built_by_name", None)
+    same = built is not None and built["G"] == _fingerprint(G) and built["D"] == _fingerprint(D)
+    return {"name": built["name"] if same else "custom",
+            "image_shape": [int(s) for s in image_shape],
+            "latent_dim": int(getattr(G, "latent_dim", 0)), "pack_m": int(pack_m)}
+
+
+def _fingerprint(m: nn.Module):
+    """Classes, printed settings (layer sizes, slopes, dropout, BatchNorm) and shapes."""
+    return ([type(x) for x in m.modules()], repr(m),
+            [(k, tuple(v.shape)) for k, v in m.state_dict().items()])
+
+
+def _named(name: str, G: nn.Module, D: nn.Module):
+    """Mark a pair as made by `build_models(name)`, for `describe_models`."""
+    G._built_by_name = {"name": name, "G": _fingerprint(G), "D": _fingerprint(D)}
+    return G, D

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import Generator
+from .generator import Generator
 
 
 class PacGANBatchNorm(nn.Module):

@@ -21,7 +21,9 @@ from .fast import fast_step
 from .losses import GANLoss, get_loss, gradient_penalty
 from .optim import make_adam
 from .precision import FLOAT32, Precision
+from .sampling import generate
 from .utils import atomic_write, get_device, seed_everything
+from .validation import check_config
 
 
 @dataclass
@@ -53,6 +55,9 @@ class TrainConfig:
     best_metric: str | None = None  # key of evaluate's dict to keep best.pt by (lower is better)
     out_dir: str | None = None   # where samples, checkpoints and history go (None: nowhere)
     progress: bool = True        # show a tqdm progress bar
+
+    def __post_init__(self):
+        check_config(self)  # one line saying what to change for any out-of-range setting
 
 
 class TrainingDiverged(FloatingPointError):
@@ -141,16 +146,6 @@ def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: floa
     return d_loss, g_loss, real_logits, fake_logits
 
 
-@torch.no_grad()
-def generate(G, z: torch.Tensor) -> torch.Tensor:
-    """Samples `G(z)` in eval mode (BatchNorm running statistics), float32, no gradients."""
-    was_training = G.training
-    G.eval()
-    x = G(z).float()
-    G.train(was_training)
-    return x
-
-
 def new_history() -> dict:
     """An empty history: per step, D and G losses and D's mean output on real and fake
     (probabilities for bce/minimax, raw scores for the other losses)."""
@@ -201,7 +196,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
                                     scalers=precision.state_dict(), step=step,
                                     rng=ckpt_io.rng_state(), config=asdict(cfg),
-                                    image_shape=list(image_shape), history=history)
+                                    image_shape=list(image_shape), history=history,
+                                    networks=models.describe_models(G, D, image_shape))
 
     step_fn = functools.partial(train_step, G, D, opt_G, opt_D, loss,
                                 gp_weight=cfg.gp_weight, precision=precision)

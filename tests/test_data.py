@@ -10,8 +10,10 @@ import torch
 from PIL import Image
 
 import ganlib
-from ganlib.data import (DATASETS, LoaderBatches, TensorBatches, check_images, load_dataset,
-                         load_images, make_batches, stacked_mnist, to_signed, to_unit)
+import ganlib.image_folder
+from ganlib.batches import LoaderBatches, TensorBatches, make_batches
+from ganlib.data import (DATASETS, check_images, load_dataset, load_images, stacked_mnist,
+                         to_signed, to_unit)
 from ganlib.mixtures import grid_means, grid_of_gaussians, ring_means, ring_of_gaussians
 
 CPU = torch.device("cpu")
@@ -181,6 +183,65 @@ def test_load_images_errors(tmp_path):
         load_images(tmp_path / "no_images", image_size=32)
     with pytest.raises(ValueError, match="32 or 64"):
         load_images(tmp_path / "no_images", image_size=28)
+
+
+def _unreadable(root):
+    """A file that is not an image and a truncated PNG, both with image extensions."""
+    (root / "fake.jpg").write_text("not an image")
+    whole = (root / "a_red.png").read_bytes()
+    (root / "cats" / "cut.png").write_bytes(whole[:len(whole) // 2])
+    return [root / "cats" / "cut.png", root / "fake.jpg"]
+
+
+def test_unreadable_files_are_skipped_with_one_warning_naming_them(image_folder):
+    bad = _unreadable(image_folder)
+    with pytest.warns(UserWarning) as caught:
+        data = load_images(image_folder, image_size=32)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "skipped 2 unreadable image file(s)" in message
+    assert all(str(f) in message for f in bad)
+    assert data.x.shape == (5, 3, 32, 32)  # the five good images, nothing from the bad two
+
+
+def test_a_folder_with_no_readable_image_is_refused_naming_the_first(tmp_path):
+    (tmp_path / "b.png").write_text("no")
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a PNG header, then nothing
+    with pytest.raises(ValueError, match=r"none of the 2 image files .* \(first: .*a\.png\)"):
+        load_images(tmp_path, image_size=32)
+
+
+def test_a_lazy_folder_names_an_unreadable_file_when_it_reaches_it(image_folder, monkeypatch):
+    _unreadable(image_folder)
+    monkeypatch.setattr(ganlib.image_folder, "PRELOAD_LIMIT_BYTES", 0)  # read lazily
+    data = load_images(image_folder, image_size=32)
+    assert len(data) == 7 and "(lazy)" in data.source
+    files = [str(f) for f in data.x.files]
+    assert data.x[files.index(str(image_folder / "a_red.png"))].shape == (3, 32, 32)
+    with pytest.raises(ValueError, match=r"cannot read image .*fake\.jpg.*remove or replace"):
+        data.x[files.index(str(image_folder / "fake.jpg"))]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"junk", "is not a readable .npz file"),
+    (None, "'images' must be uint8 \\(N, H, W, 3\\)"),
+])
+def test_a_bad_npz_is_refused_in_one_line(tmp_path, content, message):
+    path = tmp_path / "set.npz"
+    if content is None:
+        np.savez(path, images=np.zeros((2, 8, 8), np.float32))  # grey floats, not RGB uint8
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as err:
+        load_images(path, image_size=32)
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_path_or_a_file_is_refused_saying_which(tmp_path, image_folder):
+    with pytest.raises(FileNotFoundError, match="no file or folder at"):
+        load_dataset(str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match="is a file, not an image folder"):
+        load_images(image_folder / "a_red.png")
 
 
 # ----------------------------------------------------------------------------- ranges

@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganlib import MODELS, Packed, build_models, pack
+from ganlib import MODELS, Packed, build_models, describe_models, pack
+from ganlib.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganlib.generator import Generator
 from ganlib.models import ToyDiscriminator, ToyGenerator, Upsample64Generator
 
 CASES = [("mlp", (1, 28, 28)), ("mlp-bn", (1, 28, 28)), ("conv32", (3, 32, 32)),
@@ -193,3 +195,31 @@ def test_build_models_errors(args, message):
 def test_build_models_refuses_pack_below_1():
     with pytest.raises(ValueError, match="pack_m must be >= 1"):
         build_models("mlp", (1, 28, 28), pack_m=0)
+
+
+@pytest.mark.parametrize("name, shape, m", [("mlp", (1, 28, 28), 2), ("mlp-bn", (1, 32, 32), 1),
+                                            ("conv32", (3, 32, 32), 1), ("dcgan", (1, 28, 28), 4),
+                                            ("toy", (2,), 2)])
+def test_describe_models_is_what_build_models_needs_to_rebuild_the_pair(name, shape, m):
+    G, D = build_models(name, shape, latent_dim=8, pack_m=m)
+    desc = describe_models(G, D, shape)
+    assert desc == {"name": name, "image_shape": list(shape), "latent_dim": 8, "pack_m": m}
+    G2, D2 = build_models(**desc)
+    assert repr(G2) == repr(G) and repr(D2) == repr(D)
+
+
+def test_describe_models_calls_other_networks_custom():
+    G, D = build_models("mlp", (1, 28, 28))
+    _, D_bn = build_models("mlp-bn", (1, 28, 28))
+    assert describe_models(G, D_bn, (1, 28, 28))["name"] == "custom"  # a mixed pair
+    G.net[1] = nn.LeakyReLU(0.2)  # changed after building
+    assert describe_models(G, D, (1, 28, 28))["name"] == "custom"
+    G = DCGANGenerator(100, 1, 28, width=32)  # built by hand: not what build_models makes
+    assert describe_models(G, DCGANDiscriminator(1, 28, width=32), (1, 28, 28))["name"] == "custom"
+
+
+def test_dcgan_and_the_generator_base_live_in_their_modules():
+    import ganlib.models
+    assert DCGANGenerator.__module__ == "ganlib.dcgan" and Generator.__module__ == "ganlib.generator"
+    assert ganlib.models.DCGANGenerator is DCGANGenerator  # still importable from models
+    assert issubclass(DCGANGenerator, Generator)
