@@ -201,3 +201,116 @@ def test_load_result_reads_from_the_checkout_and_explains_a_missing_file(tmp_pat
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(FileNotFoundError, match="rerun the script"):
         load_result("results/missing.json")
+
+
+# --- Homework without leaks: hidden solutions, and the student edition ---------------------
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import student_edition  # noqa: E402  (scripts/student_edition.py)
+
+UNMARKED = {"06_mode_collapse.ipynb"}  # run `scripts/student_edition.py --mark` on it at merge
+
+
+def notebook_params():
+    return [pytest.param(p, id=p.name, marks=pytest.mark.xfail(
+                strict=True, reason="solutions not yet marked (owned by another branch)"))
+            if p.name in UNMARKED else pytest.param(p, id=p.name) for p in NOTEBOOKS]
+
+
+def exercises(nb: dict) -> list[tuple[int, int, int]]:
+    """(answer, check, solution) cell indices of each exercise, in order."""
+    cells = nb["cells"]
+    tagged = {tag: [i for i, c in enumerate(cells) if tag in c["metadata"].get("tags", [])]
+              for tag in ("answer", "check", "solution")}
+    return list(zip(tagged["answer"], tagged["check"], tagged["solution"]))
+
+
+@pytest.mark.parametrize("path", notebook_params())
+def test_every_solution_cell_is_hidden_in_the_html_jupyterlab_and_colab(path):
+    nb = load_notebook(path)
+    solutions = [i for i, c in enumerate(nb["cells"]) if student_edition.is_solution(c)]
+    assert solutions, f"{path.name} has no solution cells"
+    for i in solutions:
+        cell = nb["cells"][i]
+        meta = cell["metadata"]
+        assert "solution" in meta.get("tags", []), f"cell {i}: tag it `solution`"
+        assert "hide-cell" in meta["tags"], f"cell {i}: not hidden in the HTML (hide-cell)"
+        assert meta.get("jupyter", {}).get("source_hidden") is True, (
+            f"cell {i}: not hidden in JupyterLab (metadata.jupyter.source_hidden)")
+        assert meta.get("cellView") == "form", f"cell {i}: not hidden in Colab (cellView)"
+        assert cell_source(cell).startswith("#@title"), (
+            f"cell {i}: Colab hides a form cell's code only under a #@title first line")
+        assert student_edition.is_hidden(cell)
+
+
+@pytest.mark.parametrize("path", notebook_params())
+def test_every_exercise_is_an_answer_stub_a_check_and_a_solution_in_that_order(path):
+    nb = load_notebook(path)
+    found = exercises(nb)
+    tags = [t for c in nb["cells"] for t in c["metadata"].get("tags", [])]
+    assert found and len(found) == tags.count("answer") == tags.count("check") \
+        == tags.count("solution"), f"{path.name}: answer/check/solution cells do not pair up"
+    for answer, check, solution in found:
+        assert answer < check < solution, (answer, check, solution)
+        assert "replace with your code" in cell_source(nb["cells"][answer])
+        assert "solution_" not in cell_source(nb["cells"][check])
+        # The solution cell runs the same check on the solution (and nbval/the build run it).
+        assert re.search(r"assert check_?\w*\(", cell_source(nb["cells"][solution]))
+
+
+def test_student_edition_has_no_solutions_and_keeps_every_stub_and_check(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "student_edition.py"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(tmp_path.glob("*.ipynb"))
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    for teacher, student in zip(NOTEBOOKS, written):
+        nb_t, nb_s = load_notebook(teacher), load_notebook(student)
+        text = json.dumps(nb_s)
+        assert "solution_" not in text and "#@title" not in text, f"{student.name} leaks"
+        assert not any(student_edition.is_solution(c) for c in nb_s["cells"])
+        assert not any(student_edition.LABEL.match(cell_source(c)) for c in nb_s["cells"])
+        for tag in ("answer", "check"):  # every stub and check is still there, unchanged
+            pick = lambda nb: [cell_source(c) for c in nb["cells"]  # noqa: E731
+                               if tag in c["metadata"].get("tags", [])]
+            assert pick(nb_s) == pick(nb_t)
+        ids = [c["id"] for c in nb_s["cells"]]
+        assert len(ids) == len(set(ids))
+
+
+def test_student_edition_refuses_to_overwrite_the_book():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "student_edition.py"),
+                           str(BOOK)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "must not be book/" in proc.stderr
+
+
+# Chapters cheap enough to execute twice in the test run (their student edition here, the
+# teacher's edition under nbval); the others are checked the same way by
+# `GANLIB_STUDENT_EDITION=all python -m pytest tests/test_book.py -k student_edition_checks`.
+STUDENT_RUN = {"02_minimax.ipynb", "05_bce_vs_lsgan.ipynb"}
+
+
+def student_run_params():
+    import os
+    every = os.environ.get("GANLIB_STUDENT_EDITION") == "all"
+    return [p.name for p in NOTEBOOKS if every or p.name in STUDENT_RUN]
+
+
+@pytest.mark.parametrize("name", student_run_params())
+def test_student_edition_checks_fail_on_the_unfilled_stubs(name, tmp_path, monkeypatch):
+    # Run the student edition top to bottom (quick budget): every check cell must run
+    # without raising, and report "not answered yet" rather than a pass on the stub.
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    student_edition.write_student_edition(tmp_path)
+    nb = nbformat.read(tmp_path / name, as_version=4)
+    monkeypatch.setenv("GANLIB_BUDGET", "quick")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(BOOK)}}).execute()
+    checks = [c for c in nb.cells if "check" in c.metadata.get("tags", [])]
+    assert checks
+    for cell in checks:
+        out = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert "not answered yet" in out and "✓" not in out, (
+            f"{name}: a check passed or said nothing on an unfilled stub:\n{out}")
