@@ -398,3 +398,21 @@ def test_every_glued_name_in_the_prose_is_glued_by_a_cell(path):
                 for g in glued]
     missing = {u for u in used if not any(p.match(u) for p in patterns)}
     assert not missing, f"{path.name} uses {sorted(missing)} in its text, but no cell glues them"
+
+
+@pytest.mark.slow
+def test_train_converged_script_saves_float16_generators_with_a_record(tmp_path):
+    # The real budget needs a GPU; --smoke trains 3 steps, enough to check the files.
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_converged.py"), "--out",
+                           str(tmp_path), "--smoke", "--only", "mlp_bn_mnist", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    import torch
+    record = json.loads((tmp_path / "converged.json").read_text())
+    entry = record["mlp_bn_mnist"]
+    assert entry["smoke"] is True and entry["steps"] == 3 and entry["fid_mnist"] > 0
+    state = torch.load(tmp_path / "mlp_bn_mnist.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    from ganlib.models import MLPBNGenerator
+    G = MLPBNGenerator()
+    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
