@@ -571,6 +571,11 @@ def test_sample_grids_during_training_leave_batchnorm_statistics_updating(tmp_pa
     G2, D2 = run(None, 0)
     assert (tmp_path / "samples" / "samples" / "step_0000003.png").is_file()
     assert state_equal(G1, G2) and state_equal(D1, D2)
+    # One training-mode forward of G per step updated each BatchNorm's statistics (generate's
+    # eval-mode forwards, for the data check and the grids, did not), and G is still training.
+    norms = [m for m in G1.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert norms and all(m.num_batches_tracked.item() == 4 for m in norms)
+    assert all(m.training for m in G1.modules())
 
 
 @pytest.mark.parametrize("num_epochs, n_critic, steps", [(2.0, 1, 8), (2.0, 2, 4), (1.5, 1, 6),
