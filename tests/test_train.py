@@ -712,12 +712,11 @@ def test_source_architecture_trains_for_a_few_hundred_steps(name, mnist_sample, 
     mean_before = generate(G, z).mean().item()
     history = train(G, D, data, config(model=name, batch_size=batch_size, num_steps=steps))
     finite_history(history, steps)
-    x = generate(G, z[:16])
-    assert x.shape == (16, *shape)
-    assert x.min() >= -1 and x.max() <= 1
-    if name == "mlp":
-        # Learning happened: D tells real from fake on average, and the generated images
-        # moved most of the way from mid-grey (tanh of noise) to MNIST's dark mean.
-        assert statistics.mean(history["d_real"]) > statistics.mean(history["d_fake"])
-        data_mean, mean_after = data.mean().item(), generate(G, z).mean().item()
-        assert abs(mean_after - data_mean) < 0.5 * abs(mean_before - data_mean)
+    assert generate(G, z[:16]).shape == (16, *shape)
+    # Learning happened (tanh alone guarantees only the range): D tells real from fake on
+    # average over the run, and the generated images moved toward the data's mean (MNIST's
+    # and the blobs' dark backgrounds), most of the way for the MLP.
+    assert statistics.mean(history["d_real"]) > statistics.mean(history["d_fake"])
+    data_mean, mean_after = data.mean().item(), generate(G, z).mean().item()
+    share = 0.5 if name == "mlp" else 0.9
+    assert abs(mean_after - data_mean) < share * abs(mean_before - data_mean)
