@@ -14,6 +14,12 @@ import torch
 
 import ganlib
 
+# Mutation testing (tests/README.md): mutmut's coverage pass marks itself with
+# MUTANT_UNDER_TEST=stats, which a `python -m ganlib` subprocess would inherit and fail on
+# (it cannot record coverage); the pass keeps its own copy of the mark in this process.
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    del os.environ["MUTANT_UNDER_TEST"]
+
 
 # One intra-op thread: these models are small, and on a shared 2-core machine OpenMP threads
 # spinning against other processes made the suite several times slower. Override with

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganlib import CheckpointError, TrainConfig, build_models, load_checkpoint, train
-from ganlib.checkpoint import FORMAT, VERSION, save_checkpoint
+from ganlib.checkpoint import FORMAT, RUN_KEYS, VERSION, save_checkpoint
 from ganlib.models import MLPDiscriminator, MLPGenerator
 from ganlib.utils import atomic_write
 
@@ -192,6 +192,51 @@ def test_resuming_with_different_settings_is_refused_and_leaves_last_pt(change, 
     assert err.match(message)
     assert "train into a new --out folder" in str(err.value)
     assert _files(run_dir) == before
+
+
+# Every setting that defines a run, with a different value: resuming with any one of them
+# changed must be refused. The list is the test's own, so a key dropped from RUN_KEYS fails
+# its case, and a key added to RUN_KEYS without a case here fails the check below.
+RUN_SETTINGS = {
+    "data": "fashion-mnist", "model": "dcgan", "loss": "hinge", "image_size": 32,
+    "latent_dim": 64, "pack_m": 2, "batch_size": 8, "n_critic": 2, "lr_g": 1e-3, "lr_d": 1e-3,
+    "betas": (0.9, 0.999), "seed": 1, "lsgan_abc": (-1.0, 1.0, 0.0), "gp_weight": 5.0,
+}
+
+
+def test_every_run_key_has_a_refusal_case():
+    assert set(RUN_KEYS) == set(RUN_SETTINGS)
+
+
+@pytest.mark.parametrize("key", RUN_SETTINGS)
+def test_resuming_with_any_run_setting_changed_is_refused(key, run_dir):
+    before = _files(run_dir)
+    old = TrainConfig(model="mlp", batch_size=16).__dict__[key]  # as _run wrote it
+    new = RUN_SETTINGS[key]
+    kw = {"model": new} if key == "model" else {key: new}
+    with pytest.raises(CheckpointError, match="cannot resume") as err:
+        _run_config(run_dir, **kw)
+    assert f"{key}: checkpoint {old!r}, now {new!r}" in str(err.value)
+    assert _files(run_dir) == before
+
+
+def _run_config(out, model="mlp", **kw):
+    """_run with config values that need not match the models or data (the refusal comes
+    before either is used)."""
+    torch.manual_seed(0)
+    G, D = build_models("mlp", (1, 28, 28))
+    x = torch.rand(32, 1, 28, 28) * 2 - 1
+    cfg = TrainConfig(**{**dict(model=model, batch_size=16, num_steps=3, progress=False,
+                                device="cpu", out_dir=str(out)), **kw})
+    return train(G, D, x, cfg, resume=True)
+
+
+def test_resuming_with_settings_written_as_lists_is_allowed(tmp_path):
+    # The command line or a JSON config can give betas and LSGAN targets as lists: the same
+    # settings as the checkpoint's tuples.
+    _run(tmp_path, steps=1)
+    history = _run(tmp_path, steps=2, betas=[0.5, 0.999], lsgan_abc=[0.0, 1.0, 1.0])
+    assert history["step"] == [1, 2]
 
 
 def test_resuming_with_more_steps_is_allowed(tmp_path):

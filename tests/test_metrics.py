@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from ganlib import TrainConfig, build_models, train
+from ganlib import TrainConfig, build_models, load_checkpoint, train
 from ganlib.classifier import (CLASSIFIERS, ClassifierError, SmallCNN, accuracy, file_sha256,
                                load_classifier, save_classifier)
 from ganlib.data import (DataUnavailable, data_root, load_mnist_sample, load_torchvision,
@@ -63,6 +63,43 @@ def test_frechet_handles_singular_covariances():
     got = frechet_distance_from_stats(zero, torch.diag(torch.tensor([0.0, 1.0, 4.0])),
                                       zero, torch.diag(torch.tensor([0.0, 4.0, 1.0])))
     assert got == pytest.approx(2.0, abs=1e-9)  # (1 - 2)^2 + (2 - 1)^2
+
+
+def _random_rotation(n, g):
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    return q
+
+
+def test_frechet_matches_closed_form_for_full_commuting_covariances():
+    # sigma = Q diag(s) Q^T with one random rotation Q: full matrices that commute, so
+    # tr((sigma1 sigma2)^(1/2)) = sum sqrt(s1 s2) and d^2 = |mu1 - mu2|^2 + sum (sqrt s1 - sqrt s2)^2.
+    g = torch.Generator().manual_seed(4)
+    q = _random_rotation(5, g)
+    s1 = torch.tensor([0.5, 1.0, 2.0, 4.0, 9.0], dtype=torch.float64)
+    s2 = torch.tensor([4.0, 1.0, 0.5, 1.0, 0.25], dtype=torch.float64)
+    sigma1, sigma2 = q @ torch.diag(s1) @ q.T, q @ torch.diag(s2) @ q.T
+    assert (sigma1 - torch.diag(torch.diagonal(sigma1))).abs().max() > 0.1  # not diagonal
+    mu1, mu2 = torch.randn(5, generator=g, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+    expected = (mu1 - mu2).square().sum() + (s1.sqrt() - s2.sqrt()).square().sum()
+    got = frechet_distance_from_stats(mu1, sigma1, mu2, sigma2)
+    assert got == pytest.approx(expected.item(), rel=1e-10)
+    assert frechet_distance_from_stats(mu2, sigma2, mu1, sigma1) == pytest.approx(got, rel=1e-10)
+
+
+def test_frechet_agrees_with_eigenvalues_of_the_product_on_full_covariances():
+    # A torch-only reference by another route: sigma1 sigma2 is similar to a PSD matrix, so
+    # its (complex-typed) eigenvalues are real and >= 0, and tr((sigma1 sigma2)^(1/2)) is the
+    # sum of their square roots. Covariances that do not commute.
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 6, generator=g, dtype=torch.float64), torch.randn(6, 6, generator=g, dtype=torch.float64)
+    s1, s2 = a @ a.T + 0.1 * torch.eye(6, dtype=torch.float64), b @ b.T + 0.1 * torch.eye(6, dtype=torch.float64)
+    assert not torch.allclose(s1 @ s2, s2 @ s1)
+    mu1, mu2 = torch.randn(6, generator=g, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
+    eig = torch.linalg.eigvals(s1 @ s2)
+    assert eig.imag.abs().max() < 1e-8 and eig.real.min() > 0
+    expected = ((mu1 - mu2).square().sum() + s1.trace() + s2.trace()
+                - 2 * eig.real.sqrt().sum()).item()
+    assert frechet_distance_from_stats(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
 
 
 def test_frechet_agrees_with_scipy_sqrtm_on_full_covariances():
@@ -180,6 +217,30 @@ def test_classifier_score_of_hand_made_predictions():
     assert classifier_score(unsure) == pytest.approx(1.0, abs=1e-9)
     one_class = Embedding(torch.zeros(50, 1), 100.0 * torch.eye(k)[[2] * 50])
     assert classifier_score(one_class) == pytest.approx(1.0, abs=1e-6)
+
+
+def _score_by_hand(p):
+    """exp(mean_i KL(p_i || mean_j p_j)) in plain Python, from rows of probabilities."""
+    k, n = len(p[0]), len(p)
+    p_y = [sum(row[c] for row in p) / n for c in range(k)]
+    kls = [sum(row[c] * math.log(row[c] / p_y[c]) for c in range(k)) for row in p]
+    return math.exp(sum(kls) / n), kls, p_y
+
+
+def test_classifier_score_averages_probabilities_then_kl_then_exponentiates():
+    p = [[0.98, 0.01, 0.01], [0.6, 0.3, 0.1], [0.5, 0.2, 0.3], [0.02, 0.08, 0.9]]
+    want, kls, p_y = _score_by_hand(p)
+    logits = torch.tensor(p, dtype=torch.float64).log() + 3.0  # softmax(log p + c) = p
+    assert classifier_score(Embedding(torch.zeros(4, 1), logits)) == pytest.approx(want, rel=1e-9)
+    # Each plausible slip gives a clearly different number on these rows:
+    mean_of_exp = sum(math.exp(v) for v in kls) / len(kls)  # exp inside the mean
+    reverse = math.exp(sum(sum(p_y[c] * math.log(p_y[c] / row[c]) for c in range(3))
+                           for row in p) / len(p))  # KL(p(y) || p(y|x))
+    mean_logit = torch.softmax(logits.mean(0), 0).tolist()  # p(y) from the mean logit
+    from_logits = math.exp(sum(sum(row[c] * math.log(row[c] / mean_logit[c]) for c in range(3))
+                               for row in p) / len(p))
+    for wrong in (mean_of_exp, reverse, from_logits):
+        assert abs(wrong - want) > 0.01
 
 
 def test_class_measures_of_real_digits_and_of_a_single_class(emb_test, emb_train, real_train):
@@ -311,7 +372,56 @@ def test_fid_evaluator_during_training_logs_and_keeps_best(tmp_path, real_test):
     history = train(G, D, real_test, cfg, evaluate=evaluate)
     assert history["eval"]["step"] == [2, 4] and len(history["eval"]["fid"]) == 2
     assert all(v > 0 for v in history["eval"]["fid"])
-    assert (tmp_path / "best.pt").exists()
+    # best.pt holds the generator with the lowest recorded FID: scoring it again gives it.
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["step"] == history["eval"]["step"][history["eval"]["fid"].index(
+        min(history["eval"]["fid"]))]
+    G_best, _ = build_models("mlp")
+    G_best.load_state_dict(best["G"])
+    assert evaluate(G_best)["fid"] == pytest.approx(min(history["eval"]["fid"]), rel=1e-6)
+
+
+class ReplayG(torch.nn.Module):
+    """A stand-in generator that "samples" given images in order: sample_z(n) is the next n
+    indices, G(z) the images at them. Lets an evaluator score a known set."""
+
+    def __init__(self, x):
+        super().__init__()
+        self.x, self.next, self.latent_dim = x, 0, 1
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # evaluators read G's device from it
+
+    def sample_z(self, n, device=None):
+        idx = torch.arange(self.next, self.next + n) % len(self.x)
+        self.next += n
+        return idx
+
+    def forward(self, z):
+        return self.x[z]
+
+
+def test_fid_evaluator_of_the_real_set_itself_is_near_zero_and_worse_sets_score_worse(
+        real_test, real_train):
+    evaluate = fid_evaluator(real_test.x, n=1000, batch_size=300)
+    same = evaluate(ReplayG(real_test.x))  # the very images it compares with
+    assert same["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert same["classifier_score"] == pytest.approx(classifier_score(real_test.x), rel=1e-9)
+    assert same["classes_covered"] == 10.0 and same["kl_to_uniform"] < 0.01
+    other = evaluate(ReplayG(real_train.x[:1000]))  # other real digits: small but > 0
+    threes = evaluate(ReplayG(real_train.x[real_train.y == 3]))  # a collapsed generator
+    noise = evaluate(ReplayG(torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1))
+    assert 0 < other["fid"] < threes["fid"] < noise["fid"]
+    assert other["fid"] == pytest.approx(fid(real_test.x, real_train.x[:1000]), rel=1e-6)
+    assert threes["classes_covered"] == 1.0 and threes["classifier_score"] < 1.5
+    assert threes["kl_to_uniform"] > 0.9 * math.log(10)
+
+
+def test_mode_evaluator_scores_the_true_mixture_above_a_collapsed_one():
+    evaluate = mode_evaluator("ring", n=1000)
+    true = evaluate(ReplayG(ring_of_gaussians(n=1000, seed=3).x))
+    one = evaluate(ReplayG(ring_means()[5] + 0.01 * torch.randn(
+        1000, 2, generator=torch.Generator().manual_seed(0))))
+    assert true["modes"] == 8 and one["modes"] == 1
+    assert true["reverse_kl"] < 0.05 and one["reverse_kl"] == pytest.approx(math.log(8))
 
 
 def test_evaluators_use_fixed_noise_and_leave_the_global_rng_alone():
