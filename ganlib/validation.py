@@ -91,8 +91,8 @@ def check_config(cfg) -> None:
     _number(cfg, "num_epochs", "give a positive number of passes over the data (or num_steps)")
     _int(cfg, "num_steps", 1, "give a positive number of generator steps, or None to count "
          "epochs", optional=True)
-    _number(cfg, "lr_g", "use a small positive learning rate such as 2e-4")
-    _number(cfg, "lr_d", "use a small positive learning rate such as 2e-4")
+    for name in ("lr_g", "lr_d"):  # 0 is allowed: it freezes that player (a constant critic)
+        _number(cfg, name, "use a small positive learning rate such as 2e-4", positive=False)
     betas = cfg.betas
     if (not isinstance(betas, (tuple, list)) or len(betas) != 2
             or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
