@@ -18,6 +18,7 @@ from . import checkpoint as ckpt_io
 from . import models
 from .data import ImageData, check_images, make_batches
 from .losses import GANLoss, get_loss, gradient_penalty
+from .lipschitz import check_critic, clip_weights  # [wgan] chapter 8
 from .utils import atomic_write, get_device, seed_everything
 
 
@@ -26,7 +27,7 @@ class TrainConfig:
     """Everything that defines a training run. The command line maps its flags onto this."""
     data: str = "mnist"          # dataset name or image folder (recorded; `train` takes the data)
     model: str = "mlp"           # model name from ganlib.models.MODELS ("custom" if you pass G, D)
-    loss: str = "bce"            # minimax | bce | lsgan | hinge | wgan-gp
+    loss: str = "bce"            # minimax | bce | lsgan | hinge | wgan | wgan-gp
     image_size: int | None = None  # None: the dataset's own size
     latent_dim: int | None = None  # None: the model's default (100; 1000 for upsample64)
     pack_m: int = 1              # PacGAN packing degree (1 = no packing)
@@ -38,6 +39,7 @@ class TrainConfig:
     betas: tuple = (0.5, 0.999)  # Adam betas; 0.5 as in DCGAN (001 keeps Adam's 0.9)
     n_critic: int = 1            # D steps per G step (5 is usual for wgan-gp)
     gp_weight: float = 10.0      # gradient-penalty weight, used by wgan-gp only
+    clip_value: float = 0.01     # [wgan] WGAN's weight-clipping bound c, used by wgan only
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
@@ -73,13 +75,15 @@ def _batch_independent(D, x_real, x_fake) -> bool:
     return all(type(module) in _PER_SAMPLE for module in D.modules())
 
 
-def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
+def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
+           clip_value: float = 0.01):  # [wgan] clip_value
     """One discriminator update on a real and a (detached) fake batch.
 
     When D is built only from layers that score each sample on its own (001's MLP, 000's
     and 003's convnets, the toy D), real and fake go through D as one concatenated batch:
     one forward, faster on small models, the same logits up to rounding. With BatchNorm or
     minibatch statistics they go separately, so that a batch never mixes real and fake.
+    For `loss="wgan"` D's weights are clipped into [-clip_value, clip_value] after the step.
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
     if _batch_independent(D, x_real, x_fake):
@@ -94,6 +98,8 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
     opt_D.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_D.step()
+    if loss.weight_clipping:  # [wgan] WGAN's Lipschitz constraint, after every D step
+        clip_weights(D, clip_value)
     return d_loss.detach(), real_logits.detach(), fake_logits.detach()
 
 
@@ -152,6 +158,7 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     """
     cfg, device = config, get_device(config.device)
     loss = get_loss(cfg.loss, *cfg.lsgan_abc)
+    check_critic(D, loss)  # [wgan] warn: gradient penalty with a BatchNorm critic
     seed_everything(cfg.seed)
     G.to(device).train()
     D.to(device).train()
@@ -194,7 +201,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
                 z = G.sample_z(x_real.shape[0], device)  # (B, latent_dim)
                 x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
                 d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real,
-                                                          x_fake.detach(), cfg.gp_weight)
+                                                          x_fake.detach(), cfg.gp_weight,
+                                                          cfg.clip_value)  # [wgan]
             g_loss = g_step(D, opt_G, loss, x_fake)
         act = torch.sigmoid if probs else (lambda t: t)
         pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),

@@ -145,7 +145,7 @@ def test_cli_defaults_match_train_config():
 
 
 @pytest.mark.parametrize("flag, value, choices", [
-    ("--loss", "wgan", LOSSES),
+    ("--loss", "wasserstein", LOSSES),
     ("--model", "resnet", tuple(MODELS)),
     ("--data", "mnistt", DATASETS),
 ])
