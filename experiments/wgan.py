@@ -103,6 +103,10 @@ def gap_at_evals(history: dict) -> list[float]:
     return out
 
 
+def seeds(args) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def pearson(xs, ys) -> float:
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
@@ -121,7 +125,7 @@ def spearman(xs, ys) -> float:
 def run_mixture(args, kind: str) -> dict:
     data = ganlib.load_dataset(kind)  # 100,000 points, PacGAN's settings
     runs, start = [], time.perf_counter()
-    for seed in range(args.seeds):
+    for seed in seeds(args):
         for method in METHODS:
             t0 = time.perf_counter()
             G, D = models(kind, method, seed)
@@ -152,7 +156,7 @@ def run_mnist(args) -> dict:
     x_track = data.x[torch.randperm(len(data.x), generator=g)[:args.n_track_real]]
     evaluate = fid_evaluator(x_track, n=args.n_track)  # FID during training (train digits)
     runs, start = [], time.perf_counter()
-    for seed in range(args.seeds):
+    for seed in seeds(args):
         for method in METHODS:
             t0 = time.perf_counter()
             G, D = models("mnist", method, seed)
@@ -197,7 +201,7 @@ def section(args, kind, runs, metrics, data, settings) -> dict:
         "settings": {"train_config": {m: asdict(config(kind, m, "<seed>", args.steps))
                                       for m in METHODS},
                      "spectral_norm": [m for m in METHODS if METHODS[m][1]],
-                     "methods": list(METHODS), "seeds": list(range(args.seeds)),
+                     "methods": list(METHODS), "seeds": list(seeds(args)),
                      "hidden": TOY_HIDDEN, "data": data.source, "n_train": len(data),
                      **settings},
         "device": machine(), "versions": versions(),
@@ -220,6 +224,8 @@ def main(argv=None):
                    "evaluation during training")
     p.add_argument("--n-track-real", type=int, default=5000, help="MNIST: training digits "
                    "the FID during training compares with")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, "
+                   "...: to split one section's runs over processes (merge the sections' runs)")
     p.add_argument("--noise-seed", type=int, default=12345, help="evaluation noise")
     p.add_argument("--root", default=None, help="MNIST folder (default $GANLIB_DATA)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
