@@ -35,6 +35,7 @@ COMMANDS = [
     ("mode_collapse.py", ["ring", *LONG, "--only", "GAN", "PacGAN2", "--out", LONG_OUT]),
     ("mode_collapse.py", ["grid", *LONG, "--only", "GAN", "PacGAN4", "--out", LONG_OUT]),
     ("stacked_mnist.py", []),        # chapter 6: DCGAN vs PacDCGAN2
+    ("wgan.py", ["ring", "grid", "mnist"]),  # chapter 8: WGAN, WGAN-GP and SN-GAN critics
 ]
 
 

@@ -18,7 +18,7 @@ FORMAT = "ganlib-checkpoint"
 VERSION = 1
 # Config fields that define a run; resuming with any of them changed is refused.
 RUN_KEYS = ("data", "model", "loss", "image_size", "latent_dim", "pack_m", "batch_size",
-            "n_critic", "lr_g", "lr_d", "betas", "seed", "lsgan_abc", "gp_weight")
+            "n_critic", "lr_g", "lr_d", "betas", "seed", "lsgan_abc", "gp_weight", "clip_value")
 
 
 class CheckpointError(ValueError):
@@ -104,10 +104,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 def check_compatible(ckpt: dict, config: dict, image_shape) -> None:
-    """Refuse to resume when the run-defining config or the data's shape differ."""
+    """Refuse to resume when the run-defining config or the data's shape differ.
+
+    A setting the checkpoint does not record (one added to `TrainConfig` after it was
+    written) is not compared: that run used the setting's default behaviour."""
     old = ckpt["config"]
     diffs = [f"{k}: checkpoint {old.get(k)!r}, now {config.get(k)!r}"
-             for k in RUN_KEYS if _norm(old.get(k)) != _norm(config.get(k))]
+             for k in RUN_KEYS if k in old and _norm(old[k]) != _norm(config.get(k))]
     if tuple(ckpt["image_shape"]) != tuple(image_shape):
         diffs.append(f"data shape: checkpoint {tuple(ckpt['image_shape'])}, now {tuple(image_shape)}")
     if diffs:

@@ -84,20 +84,23 @@ def gradient_penalty(D: torch.nn.Module, x_real: torch.Tensor, x_fake: torch.Ten
 
 @dataclass(frozen=True)
 class GANLoss:
-    """A named objective: `d_loss(real_logits, fake_logits)`, `g_loss(fake_logits)`, and
-    whether the discriminator step adds `gradient_penalty`."""
+    """A named objective: `d_loss(real_logits, fake_logits)`, `g_loss(fake_logits)`,
+    whether the discriminator step adds `gradient_penalty`, and whether it clips D's
+    weights after each step (`weight_clipping`, WGAN; chapter 8)."""
     name: str
     d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     g_loss: Callable[[torch.Tensor], torch.Tensor]
     gradient_penalty: bool = False
+    weight_clipping: bool = False  # wgan: clip D's weights into [-c, c] after each D step
 
 
-LOSSES = ("minimax", "bce", "lsgan", "hinge", "wgan-gp")
+LOSSES = ("minimax", "bce", "lsgan", "hinge", "wgan", "wgan-gp")
 
 
 def get_loss(name: str, a: float = 0.0, b: float = 1.0, c: float = 1.0) -> GANLoss:
     """Look up an objective by name: "minimax" (saturating), "bce" (non-saturating),
-    "lsgan" (targets a/b/c, default 0/1/1), "hinge", or "wgan-gp"."""
+    "lsgan" (targets a/b/c, default 0/1/1), "hinge", "wgan" (Wasserstein losses with
+    weight clipping, `TrainConfig.clip_value`) or "wgan-gp" (with the gradient penalty)."""
     if name == "minimax":
         return GANLoss(name, bce_d_loss, minimax_g_loss)
     if name in ("bce", "ns"):
@@ -106,6 +109,8 @@ def get_loss(name: str, a: float = 0.0, b: float = 1.0, c: float = 1.0) -> GANLo
         return GANLoss(name, lambda r, f: lsgan_d_loss(r, f, a, b), lambda f: lsgan_g_loss(f, c))
     if name == "hinge":
         return GANLoss(name, hinge_d_loss, hinge_g_loss)
+    if name == "wgan":  # chapter 8: Arjovsky et al. 2017, the critic's weights clipped
+        return GANLoss(name, wgan_d_loss, wgan_g_loss, weight_clipping=True)
     if name == "wgan-gp":
         return GANLoss(name, wgan_d_loss, wgan_g_loss, gradient_penalty=True)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -19,6 +19,7 @@ from . import models
 from .data import ImageData, check_images, make_batches
 from .fast import fast_step
 from .losses import GANLoss, get_loss, gradient_penalty
+from .lipschitz import check_critic, clip_weights  # chapter 8
 from .optim import make_adam
 from .precision import FLOAT32, Precision
 from .sampling import generate
@@ -31,7 +32,7 @@ class TrainConfig:
     """Everything that defines a training run. The command line maps its flags onto this."""
     data: str = "mnist"          # dataset name or image folder (recorded; `train` takes the data)
     model: str = "mlp"           # model name from ganlib.models.MODELS ("custom" if you pass G, D)
-    loss: str = "bce"            # minimax | bce | lsgan | hinge | wgan-gp
+    loss: str = "bce"            # minimax | bce | lsgan | hinge | wgan | wgan-gp
     image_size: int | None = None  # None: the dataset's own size
     latent_dim: int | None = None  # None: the model's default (100; 1000 for upsample64)
     pack_m: int = 1              # PacGAN packing degree (1 = no packing)
@@ -43,6 +44,7 @@ class TrainConfig:
     betas: tuple = (0.5, 0.999)  # Adam betas; 0.5 as in DCGAN (001 keeps Adam's 0.9)
     n_critic: int = 1            # D steps per G step (5 is usual for wgan-gp)
     gp_weight: float = 10.0      # gradient-penalty weight, used by wgan-gp only
+    clip_value: float = 0.01     # WGAN's weight-clipping bound c, used by wgan only
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
@@ -83,7 +85,7 @@ def _batch_independent(D, x_real, x_fake) -> bool:
 
 
 def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
-           precision: Precision = FLOAT32):
+           precision: Precision = FLOAT32, clip_value: float = 0.01):
     """One discriminator update on a real and a (detached) fake batch.
 
     When D is built only from layers that score each sample on its own (001's MLP, 000's
@@ -91,7 +93,8 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
     one forward, faster on small models, the same logits up to rounding. With BatchNorm or
     minibatch statistics they go separately, so that a batch never mixes real and fake.
     `precision` (a `ganlib.precision.Precision`) autocasts the forward and the loss; the
-    gradient penalty, the backward pass and the step stay in float32.
+    gradient penalty, the backward pass and the step stay in float32. For `loss="wgan"`
+    D's weights are clipped into [-clip_value, clip_value] after the step.
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
     with precision.autocast():
@@ -106,6 +109,8 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
         d_loss = d_loss + gp_weight * gradient_penalty(D, x_real.float(), x_fake.float())
     opt_D.zero_grad(set_to_none=True)
     precision.backward_step(d_loss, opt_D, "D")
+    if loss.weight_clipping:  # WGAN's Lipschitz constraint, after every D step
+        clip_weights(D, clip_value)
     return d_loss.detach(), real_logits.detach(), fake_logits.detach()
 
 
@@ -129,7 +134,7 @@ def g_step(D, opt_G, loss: GANLoss, x_fake, precision: Precision = FLOAT32):
 
 
 def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: float = 10.0,
-               precision: Precision = FLOAT32):
+               precision: Precision = FLOAT32, clip_value: float = 0.01):
     """One generator step of `train`: a D step on each real batch of `x_reals` (n_critic of
     them, each with fresh noise), then a G step on the last fakes.
 
@@ -141,7 +146,7 @@ def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: floa
         with precision.autocast():
             x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
         d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real, x_fake.detach(),
-                                                  gp_weight, precision)
+                                                  gp_weight, precision, clip_value)
     g_loss = g_step(D, opt_G, loss, x_fake, precision)
     return d_loss, g_loss, real_logits, fake_logits
 
@@ -167,6 +172,7 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     """
     cfg, device = config, get_device(config.device)
     loss = get_loss(cfg.loss, *cfg.lsgan_abc)
+    check_critic(D, loss)  # warn: a gradient penalty with a BatchNorm critic
     seed_everything(cfg.seed)
     G.to(device).train()
     D.to(device).train()
@@ -200,7 +206,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
                                     networks=models.describe_models(G, D, image_shape))
 
     step_fn = functools.partial(train_step, G, D, opt_G, opt_D, loss,
-                                gp_weight=cfg.gp_weight, precision=precision)
+                                gp_weight=cfg.gp_weight, precision=precision,
+                                clip_value=cfg.clip_value)
     if cfg.fast and device.type == "cuda":
         step_fn = fast_step(step_fn, G, D, loss, precision)  # compiled: same draws and updates
     probs = loss.name in ("bce", "minimax")  # D(x) as a probability only for these

@@ -100,6 +100,7 @@ def check_config(cfg) -> None:
         _fail("betas", "two numbers in [0, 1)", betas, "use e.g. (0.5, 0.999) as DCGAN does")
     _int(cfg, "n_critic", 1, "use 1, or 5 as usual for wgan-gp")
     _number(cfg, "gp_weight", "use 10 as in WGAN-GP, or 0 for no penalty", positive=False)
+    _number(cfg, "clip_value", "use 0.01 as in WGAN")
     abc = cfg.lsgan_abc
     if (not isinstance(abc, (tuple, list)) or len(abc) != 3
             or not all(isinstance(t, (int, float)) and math.isfinite(t) for t in abc)):

@@ -201,6 +201,7 @@ RUN_SETTINGS = {
     "data": "fashion-mnist", "model": "dcgan", "loss": "hinge", "image_size": 32,
     "latent_dim": 64, "pack_m": 2, "batch_size": 8, "n_critic": 2, "lr_g": 1e-3, "lr_d": 1e-3,
     "betas": (0.9, 0.999), "seed": 1, "lsgan_abc": (-1.0, 1.0, 0.0), "gp_weight": 5.0,
+    "clip_value": 0.05,
 }
 
 
@@ -244,3 +245,16 @@ def test_resuming_with_more_steps_is_allowed(tmp_path):
     history = _run(tmp_path, steps=2)
     assert history["step"] == [1, 2]
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
+def test_a_setting_the_checkpoint_does_not_record_is_not_compared(tmp_path):
+    """A checkpoint written before a setting existed resumes (with today's default), and
+    the settings it does record are still compared."""
+    _run(tmp_path)
+    path = tmp_path / "last.pt"
+    ck = torch.load(path, weights_only=True)
+    del ck["config"]["clip_value"]
+    torch.save(ck, path)
+    _run_config(tmp_path, clip_value=0.05)  # not recorded: not compared, no refusal
+    with pytest.raises(CheckpointError, match="lr_g: checkpoint"):
+        _run_config(tmp_path, lr_g=1e-3)

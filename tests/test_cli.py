@@ -130,9 +130,10 @@ NON_DEFAULT = {
     "num_steps": (["--num-steps", "7"], 7), "lr_g": (["--lr-g", "0.001"], 0.001),
     "lr_d": (["--lr-d", "0.003"], 0.003), "betas": (["--betas", "0.1", "0.8"], (0.1, 0.8)),
     "n_critic": (["--n-critic", "3"], 3), "gp_weight": (["--gp-weight", "2.5"], 2.5),
+    "clip_value": (["--clip-value", "0.05"], 0.05),
     "lsgan_abc": (["--lsgan-abc", "-1", "1", "0"], (-1.0, 1.0, 0.0)),
     "seed": (["--seed", "5"], 5), "device": (["--device", "cpu"], "cpu"),
-    "amp": (["--amp", "bf16"], "bf16"),  # once amp is a mode; a bool flag flips otherwise
+    "amp": (["--amp", "bf16"], "bf16"),
     "sample_every": (["--sample-every", "9"], 9), "ckpt_every": (["--ckpt-every", "11"], 11),
     "log_every": (["--log-every", "4"], 4), "eval_every": (["--eval-every", "6"], 6),
     "best_metric": (["--best-metric", "reverse_kl"], "reverse_kl"),
@@ -270,7 +271,7 @@ BAD_INPUT = [
     (TRAIN + ["--pack", "0"], "--pack-m must be an integer >= 1"),
     (TRAIN + ["--gp-weight", "-1"], "--gp-weight must be a finite number >= 0"),
     (TRAIN + ["--model", "resnet"], "invalid choice: 'resnet'"),
-    (TRAIN + ["--loss", "wgan"], "invalid choice: 'wgan'"),
+    (TRAIN + ["--loss", "wasserstein"], "invalid choice: 'wasserstein'"),
     (TRAIN + ["--device", "gpu"], "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     (TRAIN + ["--image-size", "30"], "--image-size must be supported by model 'mlp'"),
     (TRAIN + ["--model", "conv32"], "model 'conv32' supports image sizes (32,), got 28x28"),
@@ -330,7 +331,7 @@ def test_ctrl_c_ends_with_one_line(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("flag, value, choices", [
-    ("--loss", "wgan", LOSSES),
+    ("--loss", "wasserstein", LOSSES),
     ("--model", "resnet", tuple(MODELS)),
     ("--data", "mnistt", DATASETS),
 ])

@@ -353,7 +353,7 @@ def test_get_loss_names_each_objective():
 
 
 def test_get_loss_unknown_name_lists_the_choices():
-    with pytest.raises(ValueError, match="unknown loss 'wgan'") as err:
-        get_loss("wgan")
+    with pytest.raises(ValueError, match="unknown loss 'wasserstein'") as err:
+        get_loss("wasserstein")
     for name in LOSSES:
         assert name in str(err.value)
