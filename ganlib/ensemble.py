@@ -25,7 +25,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .fast import graph_step
+from .fast import compile_forward, graph_step
 from .losses import get_loss
 from .mixtures import reference_points, trial_data
 from .mode_metrics import N_MIXTURE, mixture_metrics, point_recall, summarize
@@ -214,8 +214,10 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
         stop_at: stop after this step (saving `checkpoint`) instead of at `steps`.
         time_limit: stop (saving `checkpoint`) after this many seconds of training.
         fast: on CUDA, replay each step as one CUDA graph (`ganlib.fast.graph_step`): the
-            same kernels on the same data and noise, far fewer launches. Ignored on the
-            CPU; False keeps the plain step. Checkpoints resume with either setting.
+            same kernels on the same data and noise, far fewer launches. "compile": also
+            fuse G's and D's kernels first (`ganlib.fast.compile_forward`; equal to float32
+            rounding). Ignored on the CPU; False keeps the plain step. Checkpoints resume
+            with any setting.
     Returns:
         A dict with "finished" (False when stopped early: then only "step", "settings",
         "history", "evals", "seconds" and "device" are set); "samples", a `(T,
@@ -229,6 +231,8 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
     """
     if updates not in ("alternating", "simultaneous"):
         raise ValueError(f"updates must be 'alternating' or 'simultaneous', got {updates!r}")
+    if fast not in (True, False, "compile"):
+        raise ValueError(f"fast must be True, False or 'compile', got {fast!r}")
     if minibatch_std and batch_size % minibatch_std:
         raise ValueError(f"batch_size {batch_size} must be a multiple of the minibatch-std "
                          f"group size {minibatch_std}")
@@ -266,6 +270,8 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
     step_fn = functools.partial(ensemble_step, G, D, opt_G, opt_D, objective,
                                 simultaneous=updates == "simultaneous")
     if fast and dev.type == "cuda":  # captured after resuming: the graph holds the tensors
+        if fast == "compile":
+            compile_forward(G, D)
         for group in (*opt_G.param_groups, *opt_D.param_groups):
             group["capturable"] = True  # Adam's step count stays on the GPU
         examples = (torch.zeros(trials, n, 2, device=dev),  # no draws from gen: the
@@ -365,7 +371,7 @@ def _generate(G, z):
     `ganlib.train.generate` does."""
     was_training = G.training
     G.eval()
-    x = G(z).float().cpu()
+    x = G.forward(z).float().cpu()  # forward: the plain code even after compile_forward
     G.train(was_training)
     return x
 

@@ -93,6 +93,15 @@ def graph_step(step, inputs, models, optimizers, warmup: int = 3):
     return fast
 
 
+def compile_forward(*models) -> None:
+    """Compile each module's forward in place (`nn.Module.compile`, TorchInductor, the same
+    random draws as in `fast_step`): calling `model(x)` runs fused kernels, which
+    `graph_step` then captures like any others. `model.forward(x)` still runs the plain
+    code. The updates agree with the plain ones to float32 rounding, not bit for bit."""
+    for m in models:
+        m.compile(dynamic=False, options={"fallback_random": True})
+
+
 class _restored:
     """A context that saves every parameter, buffer and optimizer state tensor of `models`
     and `optimizers` on entry and writes them back in place on exit (so the tensors keep
