@@ -20,6 +20,12 @@ Where the step is left as it is (returned unchanged, `compilable` says so):
 - fp16: the gradient scaler reads its inf checks back to the host every step, breaking the
   compiled graph where the time would be saved.
 
+The trials ensemble (`ganlib.ensemble`, chapter 6) takes the other road: its step has two
+backward passes through one generator pass, which a compiled region cannot hold, and ten
+2-D GANs wait for kernel launches, not arithmetic. `graph_step` records the whole eager
+step (forward, backward, Adam) as one CUDA graph and replays it, the same kernels on the
+same tensors; `compile_forward` can fuse the networks' kernels first.
+
 Introduced in chapter 3 (a first GAN on MNIST), beside `train`.
 """
 from __future__ import annotations
