@@ -10,7 +10,11 @@ Rows (each "ganlib" figure is `ganlib.train` as a user calls it: float32, `fast=
                (written out below) vs ganlib's `dcgan` model, the same images (synthetic
                colour discs: no dataset download) through the same DataLoader settings.
   pacgan-2d    PacGAN's 2-D GAN on the ring, 10 trials batched with `ganlib.ensemble`:
-               steps/s and minutes for PacGAN's 400,000-step protocol.
+               steps/s and minutes for PacGAN's 400,000-step protocol, `fast=True` (on
+               CUDA each step replays one CUDA graph, `ganlib.fast.graph_step`).
+  pacgan-2d-compile  the same with `fast="compile"`: G's and D's kernels fused by
+               TorchInductor, then the step captured as one graph (float32 rounding).
+  pacgan-2d-plain  the same with `fast=False`: the eager step, for comparison.
   fid-mnist    time to FID-MNIST below 10 (2,000 samples against 10,000 real digits,
                checked every `eval_every` steps) for `BEST_MNIST_RECIPE`.
 ganlib's rates are steady-state: two runs of n and 2n steps, rate = n / (t_2n - t_n), so
@@ -260,10 +264,13 @@ def main():
 
     kw = dict(kind="ring", trials=S["trials"], device=str(device), progress=False, **S["ensemble"])
     k = S["ensemble_steps"]
-    times = [train_toy_ensemble(steps=s, **kw)["seconds"] for s in (k, 2 * k)]
-    steps_per_s = k / max(times[1] - times[0], 1e-9)
-    rows["pacgan-2d"] = {"trials": S["trials"], "steps_per_s": steps_per_s,
-                         "minutes_per_400k_steps": 400_000 / steps_per_s / 60}
+    for row, fast in (("pacgan-2d", True), ("pacgan-2d-compile", "compile"),
+                      ("pacgan-2d-plain", False)):
+        times = [train_toy_ensemble(steps=s, fast=fast, **kw)["seconds"] for s in (k, 2 * k)]
+        steps_per_s = k / max(times[1] - times[0], 1e-9)
+        rows[row] = {"trials": S["trials"], "fast": fast if device.type == "cuda" else False,
+                     "steps_per_s": steps_per_s,
+                     "minutes_per_400k_steps": 400_000 / steps_per_s / 60}
 
     rows["fid-mnist"] = time_to_fid(mnist, test, device, S)
 

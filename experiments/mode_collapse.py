@@ -84,14 +84,15 @@ PACGAN_BUDGET = dict(trials=10, steps=400_000, lr=1e-4, eval_every=20_000)
 def run(kind: str, trials: int, steps: int, lr: float, betas, batch_size: int,
         configs=CONFIGS, seed: int = 0, progress: bool = True, rows=None, save=None,
         protocol: dict | None = None, eval_every: int = 0, checkpoints: Path | None = None,
-        stop_at: int | None = None, time_limit: float | None = None) -> dict:
+        stop_at: int | None = None, time_limit: float | None = None, fast: bool = True) -> dict:
     """Train and measure every configuration on one mixture; returns the file's section.
 
     `rows` holds rows already measured with the same settings (they are kept); `save`, if
     given, is called with the section after each configuration, so an interrupted run
     keeps what it finished. `protocol`: extra `train_toy_ensemble` options for every row
     (e.g. `PACGAN_PROTOCOL`); `eval_every`: measure every this many steps (default: at each
-    tenth of the budget). With `checkpoints` (a folder), each row resumes from its own file
+    tenth of the budget). `fast`: `train_toy_ensemble`'s flag (on CUDA, each step replays one
+    CUDA graph; the same results). With `checkpoints` (a folder), each row resumes from its own file
     there and stops after `stop_at` steps or `time_limit` seconds in all; the section then
     lists the unfinished rows under "in_progress" ({name: step}).
     """
@@ -111,7 +112,7 @@ def run(kind: str, trials: int, steps: int, lr: float, betas, batch_size: int,
                                snapshot_steps=snap_steps if name == "GAN" else (),
                                snapshot_samples=SNAPSHOT_POINTS, eval_steps=eval_steps,
                                eval_every=eval_every, checkpoint=ckpt, stop_at=stop_at,
-                               time_limit=left, **(protocol or {}), **extra)
+                               time_limit=left, fast=fast, **(protocol or {}), **extra)
         if not r["finished"]:
             in_progress[name] = r["step"]
             print(f"{kind} {name}: stopped at step {r['step']:,} of {steps:,}; "
@@ -186,6 +187,8 @@ def main(argv=None):
     p.add_argument("--max-minutes", type=float, help="stop after this much training (needs "
                    "--checkpoints)")
     p.add_argument("--stop-at", type=int, help="stop each row after this step (needs --checkpoints)")
+    p.add_argument("--no-fast", dest="fast", action="store_false", help="on CUDA, run the "
+                   "plain step instead of replaying it as one CUDA graph (same results)")
     args = p.parse_args(argv)
     if (args.max_minutes or args.stop_at) and not args.checkpoints:
         p.error("--max-minutes and --stop-at need --checkpoints DIR, where the run is kept")
@@ -209,7 +212,7 @@ def main(argv=None):
                   DEFAULTS["batch_size"], configs, rows=old["rows"] if same else None,
                   save=lambda sec: write_section(args.out, args.kind, sec), protocol=protocol,
                   eval_every=budget["eval_every"], checkpoints=args.checkpoints,
-                  stop_at=args.stop_at,
+                  stop_at=args.stop_at, fast=args.fast,
                   time_limit=args.max_minutes * 60 if args.max_minutes else None)
     left = f"; unfinished: {section['in_progress']}" if section["in_progress"] else ""
     print(f"wrote section {args.kind!r} of {args.out} ({section['wall_seconds']:.0f} s "

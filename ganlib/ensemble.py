@@ -15,6 +15,7 @@ Introduced in chapter 6 (mode collapse); chapter 5 (BCE vs least squares) uses i
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .fast import compile_forward, graph_step
 from .losses import get_loss
 from .mixtures import reference_points, trial_data
 from .mode_metrics import N_MIXTURE, mixture_metrics, point_recall, summarize
@@ -172,7 +174,7 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
                        snapshot_samples=500, eval_steps=(), eval_every=0, init_std=0.02,
                        lsgan_abc=(0.0, 1.0, 1.0), updates="alternating", batchnorm="torch",
                        real_tuples=False, checkpoint=None, stop_at=None,
-                       time_limit=None) -> dict:
+                       time_limit=None, fast=True) -> dict:
     """Train `trials` independent toy GANs (PacGAN's networks) on a 2-D mixture at once.
 
     Args:
@@ -211,6 +213,11 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
             as an uninterrupted one (same device type).
         stop_at: stop after this step (saving `checkpoint`) instead of at `steps`.
         time_limit: stop (saving `checkpoint`) after this many seconds of training.
+        fast: on CUDA, replay each step as one CUDA graph (`ganlib.fast.graph_step`): the
+            same kernels on the same data and noise, far fewer launches. "compile": also
+            fuse G's and D's kernels first (`ganlib.fast.compile_forward`; equal to float32
+            rounding). Ignored on the CPU; False keeps the plain step. Checkpoints resume
+            with any setting.
     Returns:
         A dict with "finished" (False when stopped early: then only "step", "settings",
         "history", "evals", "seconds" and "device" are set); "samples", a `(T,
@@ -224,6 +231,8 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
     """
     if updates not in ("alternating", "simultaneous"):
         raise ValueError(f"updates must be 'alternating' or 'simultaneous', got {updates!r}")
+    if fast not in (True, False, "compile"):
+        raise ValueError(f"fast must be True, False or 'compile', got {fast!r}")
     if minibatch_std and batch_size % minibatch_std:
         raise ValueError(f"batch_size {batch_size} must be a multiple of the minibatch-std "
                          f"group size {minibatch_std}")
@@ -258,6 +267,16 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
            "z_eval": torch.randn(trials, num_samples, 2, device=dev, generator=gen)}
     if checkpoint is not None and Path(checkpoint).exists():
         _resume(checkpoint, settings, dev, G, D, opt_G, opt_D, gen, run)
+    step_fn = functools.partial(ensemble_step, G, D, opt_G, opt_D, objective,
+                                simultaneous=updates == "simultaneous")
+    if fast and dev.type == "cuda":  # captured after resuming: the graph holds the tensors
+        if fast == "compile":
+            compile_forward(G, D)
+        for group in (*opt_G.param_groups, *opt_D.param_groups):
+            group["capturable"] = True  # Adam's step count stays on the GPU
+        examples = (torch.zeros(trials, n, 2, device=dev),  # no draws from gen: the
+                    torch.zeros(trials, n, G.latent_dim, device=dev))  # stream stays as plain
+        step_fn = graph_step(step_fn, examples, (G, D), (opt_G, opt_D))
     x_ref = reference_points(kind, num_samples).float()  # (num_samples, 2), as the samples
     measure_at = set(eval_steps) | set(range(eval_every, steps, eval_every or steps + 1))
     end = min(steps, stop_at if stop_at is not None else steps)
@@ -270,8 +289,7 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
         j = step % per_epoch * per_step
         x_real = data[rows, run["order"][:, j:j + per_step]].view(trials, n, 2)  # (T, B m, 2)
         z = torch.randn(trials, n, G.latent_dim, device=dev, generator=gen)
-        d_loss, g_loss = ensemble_step(G, D, opt_G, opt_D, objective, x_real, z,
-                                       simultaneous=updates == "simultaneous")
+        d_loss, g_loss = step_fn(x_real, z)  # (T,), (T,)
         run["step"] = done = step + 1
         if done % log_every == 0 or done == steps:
             pending.append((done, d_loss, g_loss))
@@ -353,7 +371,7 @@ def _generate(G, z):
     `ganlib.train.generate` does."""
     was_training = G.training
     G.eval()
-    x = G(z).float().cpu()
+    x = G.forward(z).float().cpu()  # forward: the plain code even after compile_forward
     G.train(was_training)
     return x
 

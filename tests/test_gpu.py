@@ -35,6 +35,12 @@ CPU_CUDA_WEIGHT_ATOL = 2e-3  # weights after 5 Adam steps of lr 2e-4: a near-zer
 RESUME_ATOL = 0.0            # resumed vs uninterrupted on the same GPU: the same kernels
 FAST_ATOL = 1e-4             # compiled vs plain step on CUDA, 5 steps (fused kernels' rounding)
 METRIC_RTOL = 1e-3           # FID and classifier score: CPU vs CUDA features
+ENSEMBLE_GRAPH_ATOL = 1e-4  # one CUDA graph vs the plain ensemble step, 40 steps of lr 1e-4:
+#                             the same kernels replayed (0 expected); a cuBLAS algorithm
+#                             that differs under capture would move a weight by < lr a step
+COMPILED_ENSEMBLE_ATOL = 4e-3  # the graph of Inductor-fused forwards (fast="compile"), the
+#                             same 40 steps: rounding differs, and Adam moves a weight whose
+#                             gradient is rounding noise by up to lr a step (40 x 1e-4)
 POINTS_ATOL = 2e-3           # precision, recall, class fractions: at most 2 of 1,000 points
 #                             on a ball's edge or a class boundary may fall the other way
 
@@ -256,3 +262,41 @@ def test_train_toy_ensemble_runs_in_float32_on_cuda():
     assert all(p.dtype == torch.float32 and p.is_cuda for p in r["G"].parameters())
     torch.testing.assert_close(train_toy_ensemble(**kw)["samples"], r["samples"],
                                rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode, options", [
+    (True, dict()),
+    (True, dict(updates="simultaneous", batchnorm="pacgan", real_tuples=True, pack=2,
+                init_std=None)),
+    ("compile", dict())])
+def test_the_ensemble_graph_equals_the_plain_step_on_cuda(tmp_path, mode, options):
+    """`train_toy_ensemble(fast=True)` on CUDA (each step one CUDA graph, `graph_step`) ends
+    where `fast=False` ends: the same losses, weights and samples (with "compile", to
+    float32 rounding as Adam amplifies it); and a run stopped and resumed with the graph
+    (captured again after loading) equals an uninterrupted one."""
+    atol = ENSEMBLE_GRAPH_ATOL if mode is True else COMPILED_ENSEMBLE_ATOL
+    kw = dict(kind="ring", trials=3, pack=1, steps=40, batch_size=20, lr=1e-4, seed=0,
+              device="cuda", progress=False, num_samples=200, dataset_size=400, log_every=5,
+              eval_every=20, **options)
+
+    def run(**extra):  # a fresh compiler per run: dynamo's recompile limit stays far
+        torch._dynamo.reset()
+        return train_toy_ensemble(**kw, **extra)
+
+    plain, fast = run(fast=False), run(fast=mode)
+    weights = max(_max_diff(fast[k], plain[k]) for k in ("G", "D"))
+    losses = max(abs(a - b) for key in ("d_loss", "g_loss")
+                 for rows in zip(fast["history"][key], plain["history"][key])
+                 for a, b in zip(*rows))
+    print(f"MEASURED ensemble graph (fast={mode}) vs plain {options}: weights {weights:.2e}, "
+          f"losses {losses:.2e}")
+    assert fast["history"]["step"] == plain["history"]["step"]
+    assert weights <= atol and losses <= atol
+    torch.testing.assert_close(fast["samples"], plain["samples"], rtol=0, atol=10 * atol)
+    ckpt = tmp_path / "run.pt"
+    for stop in (7, 20):  # mid-epoch, and at a measurement
+        assert not run(fast=mode, checkpoint=ckpt, stop_at=stop)["finished"]
+    resumed = run(fast=mode, checkpoint=ckpt)
+    assert resumed["history"] == fast["history"]
+    assert _max_diff(resumed["G"], fast["G"]) == RESUME_ATOL
+    assert torch.equal(resumed["samples"], fast["samples"])
