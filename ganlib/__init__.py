@@ -23,3 +23,8 @@ from .metrics import (Embedding, class_histogram, classes_covered, classifier_sc
                       precision_recall)
 from .mode_metrics import (mixture_metrics, mode_evaluator, stacked_mnist_metrics,
                            stacked_mnist_modes)
+
+# Chapter 9 (conditional GANs and the latent space).  [cond]
+from .conditional import (ConditionalGenerator, ProjectionDiscriminator, conditional_accuracy,
+                          conditional_samples, per_class_fid)
+from .latent import chi_mean, lerp, slerp

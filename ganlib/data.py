@@ -317,15 +317,18 @@ class TensorBatches:
 
     Each epoch's order comes from `seed` and the epoch number alone, so a run resumed at
     any step sees the same batches as an uninterrupted one. Only full batches are drawn.
+    With labels `y` `(N,)`, each batch is a pair `(x, y)` (conditional GANs, chapter 9).
     """
 
-    def __init__(self, x: torch.Tensor, batch_size: int, device: torch.device, seed: int = 0):
+    def __init__(self, x: torch.Tensor, batch_size: int, device: torch.device, seed: int = 0,
+                 y: torch.Tensor | None = None):  # [cond] optional labels
         if len(x) == 0:
             raise ValueError("the dataset is empty; check the data path")
         if batch_size > len(x):
             raise ValueError(f"batch_size {batch_size} is larger than the dataset "
                              f"({len(x)} items); use a batch size of at most {len(x)}")
         self.x = _fit_on(x, device)
+        self.y = None if y is None else _fit_on(y, device)  # [cond]
         self.device, self.batch_size, self.seed = device, batch_size, seed
         self.steps_per_epoch = len(x) // batch_size
 
@@ -340,7 +343,8 @@ class TensorBatches:
             order = self.epoch_order(epoch).to(self.x.device)
             for j in range(i, self.steps_per_epoch):
                 idx = order[j * self.batch_size:(j + 1) * self.batch_size]
-                yield self.x[idx].to(self.device, non_blocking=True)
+                x = self.x[idx].to(self.device, non_blocking=True)
+                yield x if self.y is None else (x, self.y[idx].to(self.device))  # [cond]
             epoch, i = epoch + 1, 0
 
 
@@ -383,9 +387,20 @@ def _fit_on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def make_batches(data: ImageData | torch.Tensor | Dataset, batch_size: int,
-                 device: torch.device, seed: int = 0) -> TensorBatches:
-    """Batches for training: on-device indexing for tensors, a DataLoader otherwise."""
+                 device: torch.device, seed: int = 0, labels: bool = False) -> TensorBatches:
+    """Batches for training: on-device indexing for tensors, a DataLoader otherwise.
+    `labels=True` yields `(x, y)` pairs from a labelled, preloaded `ImageData`."""
     x = data.x if isinstance(data, ImageData) else data
+    y = _labels(data) if labels else None  # [cond]
     if torch.is_tensor(x):
-        return TensorBatches(x, batch_size, device, seed)
+        return TensorBatches(x, batch_size, device, seed, y)  # [cond] y
     return LoaderBatches(x, batch_size, device, seed)
+
+
+def _labels(data) -> torch.Tensor:  # [cond] the labels a conditional GAN trains on
+    y = data.y if isinstance(data, ImageData) else None
+    if y is None or not torch.is_tensor(data.x) or len(y) != len(data.x):
+        raise ValueError("a conditional generator (num_classes > 0) needs labelled data: an "
+                         "ImageData whose y holds one class per image, e.g. "
+                         "ganlib.load_dataset('mnist'); this data has no labels")
+    return y.long()

@@ -73,16 +73,20 @@ def _batch_independent(D, x_real, x_fake) -> bool:
     return all(type(module) in _PER_SAMPLE for module in D.modules())
 
 
-def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
+def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
+           y_real=None, y_fake=None):  # [cond] labels for a conditional D
     """One discriminator update on a real and a (detached) fake batch.
 
     When D is built only from layers that score each sample on its own (001's MLP, 000's
     and 003's convnets, the toy D), real and fake go through D as one concatenated batch:
     one forward, faster on small models, the same logits up to rounding. With BatchNorm or
     minibatch statistics they go separately, so that a batch never mixes real and fake.
-    Returns `(d_loss, real_logits, fake_logits)`, all detached.
+    Returns `(d_loss, real_logits, fake_logits)`, all detached. With labels `y_real`,
+    `y_fake` `(B,)`, D is conditional and scores pairs, `D(x, y)` (chapter 9).
     """
-    if _batch_independent(D, x_real, x_fake):
+    if y_real is not None:  # [cond] a conditional D scores (x, y) pairs, in two forwards
+        real_logits, fake_logits = D(x_real, y_real).float(), D(x_fake, y_fake).float()
+    elif _batch_independent(D, x_real, x_fake):
         logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)])).float()  # ((B + B') / m, 1)
         n_real = len(x_real) // (D.m if isinstance(D, models.Packed) else 1)
         real_logits, fake_logits = logits[:n_real], logits[n_real:]
@@ -90,14 +94,15 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
         real_logits, fake_logits = D(x_real).float(), D(x_fake).float()  # (B, 1) each
     d_loss = loss.d_loss(real_logits, fake_logits)
     if loss.gradient_penalty:
-        d_loss = d_loss + gp_weight * gradient_penalty(D, x_real, x_fake)
+        D_x = D if y_real is None else (lambda x: D(x, y_real))  # [cond] penalty at real labels
+        d_loss = d_loss + gp_weight * gradient_penalty(D_x, x_real, x_fake)
     opt_D.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_D.step()
     return d_loss.detach(), real_logits.detach(), fake_logits.detach()
 
 
-def g_step(D, opt_G, loss: GANLoss, x_fake):
+def g_step(D, opt_G, loss: GANLoss, x_fake, y_fake=None):  # [cond] y_fake: labels for D
     """One generator update through D: gradients flow into G's parameters only
     (D's are frozen with `requires_grad_(False)` for the backward pass, so no D weight
     gradients are computed). Returns the detached generator loss."""
@@ -105,7 +110,7 @@ def g_step(D, opt_G, loss: GANLoss, x_fake):
     for p in trainable:
         p.requires_grad_(False)
     try:
-        g_loss = loss.g_loss(D(x_fake).float())
+        g_loss = loss.g_loss((D(x_fake) if y_fake is None else D(x_fake, y_fake)).float())  # [cond]
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_G.step()
@@ -122,11 +127,12 @@ def make_adam(model, lr: float, betas) -> torch.optim.Adam:
 
 
 @torch.no_grad()
-def generate(G, z: torch.Tensor) -> torch.Tensor:
-    """Samples `G(z)` in eval mode (BatchNorm running statistics), float32, no gradients."""
+def generate(G, z: torch.Tensor, y=None) -> torch.Tensor:  # [cond] y: labels `(B,)`
+    """Samples `G(z)` (or `G(z, y)` for a conditional G) in eval mode (BatchNorm running
+    statistics), float32, no gradients."""
     was_training = G.training
     G.eval()
-    x = G(z).float()
+    x = (G(z) if y is None else G(z, y)).float()  # [cond]
     G.train(was_training)
     return x
 
@@ -156,7 +162,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     G.to(device).train()
     D.to(device).train()
     z_fixed = G.sample_z(64, device)  # drawn right after seeding: the same on resume
-    batches = make_batches(data, cfg.batch_size, device, cfg.seed)
+    num_classes = getattr(G, "num_classes", 0)  # [cond] a conditional G trains on (x, y)
+    batches = make_batches(data, cfg.batch_size, device, cfg.seed, labels=num_classes > 0)  # [cond]
     image_shape = _check_data(G, batches, z_fixed)
     opt_G = make_adam(G, cfg.lr_g, cfg.betas)
     opt_D = make_adam(D, cfg.lr_d, cfg.betas)
@@ -190,12 +197,15 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     for step in bar:
         with amp:
             for _ in range(cfg.n_critic):
-                x_real = next(it)
+                x_real, y_real = next(it) if num_classes else (next(it), None)  # [cond]
                 z = G.sample_z(x_real.shape[0], device)  # (B, latent_dim)
-                x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
+                y_fake = (torch.randint(num_classes, (len(z),), device=device)  # [cond] uniform
+                          if num_classes else None)
+                x_fake = G(z) if y_fake is None else G(z, y_fake)  # [cond] graph kept for g_step
                 d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real,
-                                                          x_fake.detach(), cfg.gp_weight)
-            g_loss = g_step(D, opt_G, loss, x_fake)
+                                                          x_fake.detach(), cfg.gp_weight,
+                                                          y_real, y_fake)  # [cond]
+            g_loss = g_step(D, opt_G, loss, x_fake, y_fake)  # [cond]
         act = torch.sigmoid if probs else (lambda t: t)
         pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),
                                     act(fake_logits).mean()]))
