@@ -63,7 +63,9 @@ class ProjectionDiscriminator(nn.Module):
     phi: C*H*W -> 512 -> 256 with LeakyReLU(0.2) (001's discriminator without its last
     layer); psi: a linear layer 256 -> 1; embed: one learned 256-vector per class.
     `D(x, y) = psi(phi(x)) + embed(y) . phi(x)`, x `(B, C, H, W)`, y `(B,)` -> logits
-    `(B, 1)`. No BatchNorm: each sample is scored on its own. Introduced in chapter 9.
+    `(B, 1)`. No BatchNorm: each sample is scored on its own. The class embeddings start
+    small (N(0, 0.02^2)), so D starts close to an unconditional one; with nn.Embedding's
+    N(0, 1) the projection term dominates the first logits. Introduced in chapter 9.
     """
 
     def __init__(self, image_shape=(1, 28, 28), num_classes=10, feature_dim=256):
@@ -75,6 +77,7 @@ class ProjectionDiscriminator(nn.Module):
             nn.Linear(512, feature_dim), nn.LeakyReLU(0.2))
         self.psi = nn.Linear(feature_dim, 1)
         self.embed = nn.Embedding(num_classes, feature_dim)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start near an unconditional D
 
     def forward(self, x, y):
         h = self.phi(x)  # (B, feature_dim)
