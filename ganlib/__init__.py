@@ -30,6 +30,11 @@ from .metrics import (Embedding, class_histogram, classes_covered, classifier_sc
 from .mode_metrics import (mixture_metrics, mode_evaluator, stacked_mnist_metrics,  # noqa: E402
                            stacked_mnist_modes)
 
+# Chapter 9 (conditional GANs and the latent space).
+from .conditional import (ConditionalGenerator, ProjectionDiscriminator,  # noqa: E402
+                          conditional_accuracy, conditional_samples, per_class_fid)
+from .latent import chi_mean, lerp, slerp  # noqa: E402
+
 __all__ = [
     # data (chapter 3) and batches
     "ImageData", "check_images", "grid_of_gaussians", "load_dataset", "load_images",
@@ -50,4 +55,7 @@ __all__ = [
     "class_histogram", "classes_covered", "classifier_score", "embed", "fid", "fid_evaluator",
     "frechet_distance", "image_metrics", "kl_to_uniform", "precision_recall",
     "mixture_metrics", "mode_evaluator", "stacked_mnist_metrics", "stacked_mnist_modes",
+    # conditional GANs and the latent space (chapter 9)
+    "ConditionalGenerator", "ProjectionDiscriminator", "conditional_accuracy",
+    "conditional_samples", "per_class_fid", "chi_mean", "lerp", "slerp",
 ]

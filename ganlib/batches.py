@@ -15,15 +15,18 @@ class TensorBatches:
 
     Each epoch's order comes from `seed` and the epoch number alone, so a run resumed at
     any step sees the same batches as an uninterrupted one. Only full batches are drawn.
+    With labels `y` `(N,)`, each batch is a pair `(x, y)` (conditional GANs, chapter 9).
     """
 
-    def __init__(self, x: torch.Tensor, batch_size: int, device: torch.device, seed: int = 0):
+    def __init__(self, x: torch.Tensor, batch_size: int, device: torch.device, seed: int = 0,
+                 y: torch.Tensor | None = None):
         if len(x) == 0:
             raise ValueError("the dataset is empty; check the data path")
         if batch_size > len(x):
             raise ValueError(f"batch_size {batch_size} is larger than the dataset "
                              f"({len(x)} items); use a batch size of at most {len(x)}")
         self.x = _fit_on(x, device)
+        self.y = None if y is None else _fit_on(y, device)
         self.device, self.batch_size, self.seed = device, batch_size, seed
         self.steps_per_epoch = len(x) // batch_size
 
@@ -38,7 +41,8 @@ class TensorBatches:
             order = self.epoch_order(epoch).to(self.x.device)
             for j in range(i, self.steps_per_epoch):
                 idx = order[j * self.batch_size:(j + 1) * self.batch_size]
-                yield self.x[idx].to(self.device, non_blocking=True)
+                x = self.x[idx].to(self.device, non_blocking=True)
+                yield x if self.y is None else (x, self.y[idx].to(self.device))
             epoch, i = epoch + 1, 0
 
 
@@ -80,10 +84,23 @@ def _fit_on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory()
 
 
-def make_batches(data, batch_size: int, device: torch.device, seed: int = 0) -> TensorBatches:
+def make_batches(data, batch_size: int, device: torch.device, seed: int = 0,
+                 labels: bool = False) -> TensorBatches:
     """Batches for training from an `ImageData`, a tensor or a `Dataset`: on-device
-    indexing for tensors, a DataLoader otherwise. Introduced in chapter 3 (a first GAN)."""
+    indexing for tensors, a DataLoader otherwise. Introduced in chapter 3 (a first GAN).
+    `labels=True` yields `(x, y)` pairs from a labelled, preloaded `ImageData` (chapter 9)."""
     x = data if torch.is_tensor(data) or isinstance(data, Dataset) else data.x  # ImageData
+    y = _labels(data, x) if labels else None
     if torch.is_tensor(x):
-        return TensorBatches(x, batch_size, device, seed)
+        return TensorBatches(x, batch_size, device, seed, y)
     return LoaderBatches(x, batch_size, device, seed)
+
+
+def _labels(data, x) -> torch.Tensor:
+    """The labels a conditional GAN trains on, or one line saying why there are none."""
+    y = getattr(data, "y", None)
+    if y is None or not torch.is_tensor(x) or len(y) != len(x):
+        raise ValueError("a conditional generator (num_classes > 0) needs labelled data: an "
+                         "ImageData whose y holds one class per image, e.g. "
+                         "ganlib.load_dataset('mnist'); this data has no labels")
+    return y.long()

@@ -192,7 +192,8 @@ from .toy_models import Maxout, MinibatchStdDev, ToyDiscriminator, ToyGenerator 
 
 MODELS = {  # name: (supported image sizes, default latent_dim)
     "mlp": ((28, 32, 64), 100), "mlp-bn": ((28, 32, 64), 100), "conv32": ((32,), 100),
-    "upsample64": ((64,), 1000), "dcgan": ((28, 32, 64), 100), "toy": ((None,), 2)}
+    "upsample64": ((64,), 1000), "dcgan": ((28, 32, 64), 100), "toy": ((None,), 2),
+    "cgan-mlp": ((28,), 100)}  # chapter 9: ganlib.conditional, 10 classes
 
 
 def build_models(name: str, image_shape=(1, 28, 28), latent_dim: int | None = None,
@@ -220,6 +221,12 @@ def build_models(name: str, image_shape=(1, 28, 28), latent_dim: int | None = No
         raise ValueError(f"model {name!r} supports image sizes {sizes}, got {h}x{w}; "
                          f"resize the data (image_size=...) or pick another model")
     cm = c * pack_m  # a packed D sees m samples stacked along the channels
+    if name == "cgan-mlp":  # conditional: G(z, y), D(x, y); imported here (no cycle)
+        if pack_m > 1:
+            raise ValueError("packing (pack_m > 1) is not supported for conditional models")
+        from .conditional import ConditionalGenerator, ProjectionDiscriminator
+        return _named(name, ConditionalGenerator(latent_dim, image_shape),
+                      ProjectionDiscriminator(image_shape))
     if name == "mlp":
         G, D = MLPGenerator(latent_dim, image_shape), MLPDiscriminator((cm, h, w))
     elif name == "mlp-bn":

@@ -10,8 +10,9 @@ import torch
 
 
 @torch.no_grad()
-def generate(G, z: torch.Tensor) -> torch.Tensor:
-    """Samples `G(z)` in eval mode (BatchNorm running statistics), float32, no gradients.
+def generate(G, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Samples `G(z)` (or `G(z, y)` for a conditional G and labels `y (B,)`) in eval mode
+    (BatchNorm running statistics), float32, no gradients.
 
     `z (B, latent_dim) -> (B, C, H, W)` (or `(B, 2)` points); G's train/eval mode is restored.
     Introduced in chapter 3 (a first GAN on MNIST).
@@ -19,7 +20,7 @@ def generate(G, z: torch.Tensor) -> torch.Tensor:
     was_training = G.training
     G.eval()
     try:
-        return G(z).float()
+        return (G(z) if y is None else G(z, y)).float()
     finally:
         G.train(was_training)
 

@@ -85,7 +85,7 @@ def _batch_independent(D, x_real, x_fake) -> bool:
 
 
 def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
-           precision: Precision = FLOAT32, clip_value: float = 0.01):
+           precision: Precision = FLOAT32, clip_value: float = 0.01, y_real=None, y_fake=None):
     """One discriminator update on a real and a (detached) fake batch.
 
     When D is built only from layers that score each sample on its own (001's MLP, 000's
@@ -94,11 +94,14 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
     minibatch statistics they go separately, so that a batch never mixes real and fake.
     `precision` (a `ganlib.precision.Precision`) autocasts the forward and the loss; the
     gradient penalty, the backward pass and the step stay in float32. For `loss="wgan"`
-    D's weights are clipped into [-clip_value, clip_value] after the step.
+    D's weights are clipped into [-clip_value, clip_value] after the step. With labels
+    `y_real`, `y_fake` `(B,)`, D is conditional and scores pairs, `D(x, y)` (chapter 9).
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
     with precision.autocast():
-        if _batch_independent(D, x_real, x_fake):
+        if y_real is not None:  # a conditional D scores (x, y) pairs, in two forwards
+            real_logits, fake_logits = D(x_real, y_real).float(), D(x_fake, y_fake).float()
+        elif _batch_independent(D, x_real, x_fake):
             logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)])).float()  # ((B + B') / m, 1)
             n_real = len(x_real) // (D.m if isinstance(D, models.Packed) else 1)
             real_logits, fake_logits = logits[:n_real], logits[n_real:]
@@ -106,7 +109,8 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
             real_logits, fake_logits = D(x_real).float(), D(x_fake).float()  # (B, 1) each
         d_loss = loss.d_loss(real_logits, fake_logits)
     if loss.gradient_penalty:
-        d_loss = d_loss + gp_weight * gradient_penalty(D, x_real.float(), x_fake.float())
+        D_x = D if y_real is None else (lambda x: D(x, y_real))  # the penalty at real labels
+        d_loss = d_loss + gp_weight * gradient_penalty(D_x, x_real.float(), x_fake.float())
     opt_D.zero_grad(set_to_none=True)
     precision.backward_step(d_loss, opt_D, "D")
     if loss.weight_clipping:  # WGAN's Lipschitz constraint, after every D step
@@ -114,17 +118,17 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
     return d_loss.detach(), real_logits.detach(), fake_logits.detach()
 
 
-def g_step(D, opt_G, loss: GANLoss, x_fake, precision: Precision = FLOAT32):
+def g_step(D, opt_G, loss: GANLoss, x_fake, precision: Precision = FLOAT32, y_fake=None):
     """One generator update through D: gradients flow into G's parameters only
     (D's are frozen with `requires_grad_(False)` for the backward pass, so no D weight
-    gradients are computed). `precision` autocasts D's forward and the loss only.
-    Returns the detached generator loss."""
+    gradients are computed). `precision` autocasts D's forward and the loss only; `y_fake`
+    are the labels a conditional D scores the fakes with. Returns the detached G loss."""
     trainable = [p for p in D.parameters() if p.requires_grad]  # restore only these after
     for p in trainable:
         p.requires_grad_(False)
     try:
         with precision.autocast():
-            g_loss = loss.g_loss(D(x_fake).float())
+            g_loss = loss.g_loss((D(x_fake) if y_fake is None else D(x_fake, y_fake)).float())
         opt_G.zero_grad(set_to_none=True)
         precision.backward_step(g_loss, opt_G, "G")
     finally:
@@ -136,18 +140,25 @@ def g_step(D, opt_G, loss: GANLoss, x_fake, precision: Precision = FLOAT32):
 def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: float = 10.0,
                precision: Precision = FLOAT32, clip_value: float = 0.01):
     """One generator step of `train`: a D step on each real batch of `x_reals` (n_critic of
-    them, each with fresh noise), then a G step on the last fakes.
+    them, each with fresh noise), then a G step on the last fakes. For a conditional G
+    (`G.num_classes > 0`) each batch is a pair `(x_real, y_real)` and the fakes get uniform
+    random labels.
 
     Returns `(d_loss, g_loss, real_logits, fake_logits)` of the last steps, detached and
     left on the device. `train` may hand this function to `ganlib.fast.fast_step`.
     """
-    for x_real in x_reals:
+    num_classes = getattr(G, "num_classes", 0)
+    for batch in x_reals:
+        x_real, y_real = batch if num_classes else (batch, None)
         z = G.sample_z(x_real.shape[0], x_real.device)  # (B, latent_dim)
+        y_fake = (torch.randint(num_classes, (len(z),), device=z.device)  # (B,) uniform
+                  if num_classes else None)
         with precision.autocast():
-            x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
+            x_fake = G(z) if y_fake is None else G(z, y_fake)  # -> (B, C, H, W); kept for g_step
         d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real, x_fake.detach(),
-                                                  gp_weight, precision, clip_value)
-    g_loss = g_step(D, opt_G, loss, x_fake, precision)
+                                                  gp_weight, precision, clip_value,
+                                                  y_real, y_fake)
+    g_loss = g_step(D, opt_G, loss, x_fake, precision, y_fake)
     return d_loss, g_loss, real_logits, fake_logits
 
 
@@ -177,7 +188,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     G.to(device).train()
     D.to(device).train()
     z_fixed = G.sample_z(64, device)  # drawn right after seeding: the same on resume
-    batches = make_batches(data, cfg.batch_size, device, cfg.seed)
+    conditional = getattr(G, "num_classes", 0) > 0  # a conditional G trains on (x, y) pairs
+    batches = make_batches(data, cfg.batch_size, device, cfg.seed, labels=conditional)
     image_shape = _check_data(G, batches, z_fixed)
     opt_G = make_adam(G, cfg.lr_g, cfg.betas)
     opt_D = make_adam(D, cfg.lr_d, cfg.betas)

@@ -149,7 +149,8 @@ def test_latent_dim_override():
     assert G.latent_dim == 16
     assert G(G.sample_z(2)).shape == (2, 1, 32, 32)
     assert {name: latent for name, (_, latent) in MODELS.items()} == {
-        "mlp": 100, "mlp-bn": 100, "conv32": 100, "upsample64": 1000, "dcgan": 100, "toy": 2}
+        "mlp": 100, "mlp-bn": 100, "conv32": 100, "upsample64": 1000, "dcgan": 100, "toy": 2,
+        "cgan-mlp": 100}
 
 
 def test_mlp_layer_widths_follow_the_source_articles():
