@@ -11,6 +11,7 @@ from dataclasses import fields
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .distributed import DistributedError  # [ddp]
 from .data import DATASETS, DataUnavailable, load_dataset
 from .losses import LOSSES
 from .models import MODELS, build_models
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt-every", type=int, default=1000, help="steps between checkpoints")
     t.add_argument("--out", default="runs/gan", dest="out_dir", help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--sync-bn", action="store_true", help="with torchrun on GPUs: "  # [ddp]
+                   "BatchNorm statistics over all processes' batches (SyncBatchNorm)")
     t.add_argument("--no-progress", action="store_false", dest="progress",
                    help="hide the progress bar")
     s = sub.add_parser("sample", help="write a grid of samples from a checkpoint",
@@ -108,7 +111,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         (cmd_train if args.command == "train" else cmd_sample)(args)
-    except (ValueError, TrainingDiverged, FileNotFoundError, DataUnavailable) as err:
+    except (ValueError, TrainingDiverged, FileNotFoundError, DataUnavailable,
+            DistributedError) as err:  # [ddp] DistributedError: another rank failed
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

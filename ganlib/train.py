@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
+from . import distributed  # [ddp]
 from . import models
 from .data import ImageData, check_images, make_batches
 from .losses import GANLoss, get_loss, gradient_penalty
@@ -49,6 +50,7 @@ class TrainConfig:
     best_metric: str | None = None  # key of evaluate's dict to keep best.pt by (lower is better)
     out_dir: str | None = None   # where samples, checkpoints and history go (None: nowhere)
     progress: bool = True        # show a tqdm progress bar
+    sync_bn: bool = False        # torchrun on GPUs: BatchNorm statistics over all processes' batches  [ddp]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -82,9 +84,10 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
     minibatch statistics they go separately, so that a batch never mixes real and fake.
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
-    if _batch_independent(D, x_real, x_fake):
+    net = distributed.unwrap(D)  # [ddp] the network inside a DDP wrapper
+    if _batch_independent(net, x_real, x_fake):
         logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)])).float()  # ((B + B') / m, 1)
-        n_real = len(x_real) // (D.m if isinstance(D, models.Packed) else 1)
+        n_real = len(x_real) // (net.m if isinstance(net, models.Packed) else 1)
         real_logits, fake_logits = logits[:n_real], logits[n_real:]
     else:
         real_logits, fake_logits = D(x_real).float(), D(x_fake).float()  # (B, 1) each
@@ -137,6 +140,7 @@ def new_history() -> dict:
     return {"step": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
 
 
+@distributed.stop_together  # [ddp] a failing rank stops every rank with a clear error
 def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: bool = False,
           callback=None, evaluate=None) -> dict:
     """Train `G` and `D` in place on `data` and return the history (a dict of lists).
@@ -151,13 +155,17 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     without touching `last.pt`.
     """
     cfg, device = config, get_device(config.device)
+    device = distributed.init(device)  # [ddp] torchrun: join the process group, cuda:LOCAL_RANK
     loss = get_loss(cfg.loss, *cfg.lsgan_abc)
     seed_everything(cfg.seed)
     G.to(device).train()
     D.to(device).train()
     z_fixed = G.sample_z(64, device)  # drawn right after seeding: the same on resume
-    batches = make_batches(data, cfg.batch_size, device, cfg.seed)
+    batches = make_batches(data, cfg.batch_size * distributed.world_size(), device, cfg.seed)  # [ddp]
+    batches = distributed.shard_batches(batches)  # [ddp] this process's rows of each global batch
     image_shape = _check_data(G, batches, z_fixed)
+    if cfg.sync_bn:  # [ddp] before the optimizers see the parameters
+        G, D = distributed.convert_sync_bn(G, device), distributed.convert_sync_bn(D, device)
     opt_G = make_adam(G, cfg.lr_g, cfg.betas)
     opt_D = make_adam(D, cfg.lr_d, cfg.betas)
     total = cfg.num_steps or max(1, math.ceil(cfg.num_epochs * batches.steps_per_epoch / cfg.n_critic))
@@ -171,31 +179,34 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         opt_G.load_state_dict(ck["opt_G"])
         opt_D.load_state_dict(ck["opt_D"])
         ckpt_io.set_rng_state(ck["rng"])
+        distributed.check_resume(ck, device)  # [ddp] same process count; this GPU's generator
         start, history = ck["step"], ck["history"]
 
     def save(step, name="last.pt"):
-        if out:
+        if out and distributed.is_rank0():  # [ddp] rank 0 alone writes
             ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
                                     step=step, rng=ckpt_io.rng_state(), config=asdict(cfg),
-                                    image_shape=list(image_shape), history=history)
+                                    image_shape=list(image_shape), history=history,
+                                    world_size=distributed.world_size())  # [ddp]
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" \
         else contextlib.nullcontext()
     probs = loss.name in ("bce", "minimax")  # D(x) as a probability only for these
     it = batches.iterate(start * cfg.n_critic)
+    G_ddp, D_ddp = distributed.wrap(G, device), distributed.wrap(D, device)  # [ddp] G, D when not distributed
     pending = []  # per-step stats still on the device, read back every log_every steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="train",
-               disable=not cfg.progress, dynamic_ncols=True)
+               disable=not cfg.progress or not distributed.is_rank0(), dynamic_ncols=True)  # [ddp]
     for step in bar:
         with amp:
             for _ in range(cfg.n_critic):
                 x_real = next(it)
-                z = G.sample_z(x_real.shape[0], device)  # (B, latent_dim)
-                x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
-                d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real,
+                z = distributed.sample_z(G, x_real.shape[0], device)  # (B, latent_dim) [ddp]
+                x_fake = G_ddp(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step [ddp]
+                d_loss, real_logits, fake_logits = d_step(D_ddp, opt_D, loss, x_real,
                                                           x_fake.detach(), cfg.gp_weight)
-            g_loss = g_step(D, opt_G, loss, x_fake)
+            g_loss = g_step(D, opt_G, loss, x_fake)  # [ddp] plain D: its DDP reducer stays unarmed
         act = torch.sigmoid if probs else (lambda t: t)
         pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),
                                     act(fake_logits).mean()]))
@@ -207,7 +218,7 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
             h = history
             bar.set_postfix(d_loss=f"{h['d_loss'][-1]:.3f}", g_loss=f"{h['g_loss'][-1]:.3f}",
                             D_x=f"{h['d_real'][-1]:.2f}", D_G_z=f"{h['d_fake'][-1]:.2f}")
-        if due_sample:
+        if due_sample and distributed.is_rank0():  # [ddp]
             from .plot import save_samples
             save_samples(generate(G, z_fixed), out / "samples" / f"step_{done:07d}.png")
         if evaluate and ((cfg.eval_every and done % cfg.eval_every == 0) or done == total):
@@ -223,7 +234,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     bar.close()
     if out and start < total:
         save(total)
-        _write_outputs(out, G, z_fixed, history)
+        if distributed.is_rank0():  # [ddp]
+            _write_outputs(out, G, z_fixed, history)
     return history
 
 
@@ -258,7 +270,7 @@ def _record_eval(history, step, values: dict, best_metric) -> bool:
 def _flush(pending, history, done, out):
     if not pending:
         return
-    stats = torch.stack(pending).cpu()  # (n, 4): one device sync for n steps
+    stats = distributed.all_mean(torch.stack(pending)).cpu()  # (n, 4): one sync for n steps [ddp: mean over ranks]
     first = done - len(pending) + 1
     if not torch.isfinite(stats).all():
         bad = first + int((~torch.isfinite(stats)).any(1).nonzero()[0])

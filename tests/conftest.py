@@ -25,6 +25,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: trains an architecture for a few hundred steps (runs by default; "
         "deselect with -m 'not slow')")
+    config.addinivalue_line(  # [ddp] tests/test_distributed.py
+        "markers", "distributed: starts two training processes (Gloo on the CPU; runs by "
+        "default; deselect with -m 'not distributed')")
 
 
 @pytest.fixture(scope="session")
