@@ -62,8 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt-every", type=int, default=1000, help="steps between checkpoints")
     t.add_argument("--out", default="runs/gan", dest="out_dir", help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    t.add_argument("--sync-bn", action="store_true", help="with torchrun on GPUs: "  # [ddp]
-                   "BatchNorm statistics over all processes' batches (SyncBatchNorm)")
     t.add_argument("--no-progress", action="store_false", dest="progress",
                    help="hide the progress bar")
     s = sub.add_parser("sample", help="write a grid of samples from a checkpoint",
