@@ -193,8 +193,8 @@ def stop_together(train):
                     f"{me} stopped: another training process failed (its own error is "
                     "printed above). The last checkpoint rank 0 wrote is intact; fix the "
                     "cause and rerun with --resume.") from err
-            print(f"ganlib: {me} failed ({type(err).__name__}: {err}); stopping the other "
-                  "processes", file=sys.stderr)
+            print(f"ganlib: {me} failed ({type(err).__name__}: {err}); the other "
+                  "processes stop too", file=sys.stderr)
             if dist.get_backend() == "gloo":
                 _cleanup()  # closes the sockets: the others' collectives fail at once
             raise

@@ -27,7 +27,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 import ganlib
 from ganlib import distributed
 from ganlib.checkpoint import CheckpointError, load_checkpoint
-from ganlib.data import TensorBatches, make_batches
+from ganlib.data import LoaderBatches, TensorBatches, make_batches
 
 TIMEOUT = 120  # seconds a launch may take before the test fails as hung
 B = 16         # batch per process; the one-process reference uses 2 * B
@@ -171,11 +171,24 @@ def _batchnorm_worker(rank, out_dir):
 
 # ----------------------------------------------------------------------------- tests
 
-def test_shards_make_up_the_one_process_batches():
+class _Items(torch.utils.data.Dataset):  # a lazy dataset: item i is the number i
+    def __len__(self):
+        return 100
+
+    def __getitem__(self, i):
+        return torch.tensor([float(i)])
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["tensor", "dataset"])
+def test_shards_make_up_the_one_process_batches(lazy):
     x = torch.arange(100.0)[:, None]  # (100, 1): each row says which item it is
-    one = TensorBatches(x, 2 * 8, torch.device("cpu"), seed=3)
-    shards = [distributed.ShardedBatches(make_batches(x, 2 * 8, torch.device("cpu"), 3), r, 2)
-              for r in range(2)]
+    cpu = torch.device("cpu")
+    one = TensorBatches(x, 2 * 8, cpu, seed=3)
+
+    def batches():
+        return LoaderBatches(_Items(), 2 * 8, cpu, 3, num_workers=0) if lazy else \
+            make_batches(x, 2 * 8, cpu, 3)
+    shards = [distributed.ShardedBatches(batches(), r, 2) for r in range(2)]
     assert shards[0].steps_per_epoch == one.steps_per_epoch == 6
     for start in (0, 4, 13):  # the first batch, mid-epoch, and the third epoch (resume)
         it_one, its = one.iterate(start), [s.iterate(start) for s in shards]
