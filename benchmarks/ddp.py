@@ -10,6 +10,10 @@ there) in these configurations, each started with `torchrun --nproc-per-node N`:
 The batch per process stays `--batch-size` (weak scaling, as torchrun users run it), so N
 processes train on N times more images per step. Images/s counts the real images of all
 processes; scaling efficiency = images/s / (cores or GPUs used x images/s of the first row).
+Images per CPU-second (all processes' CPU time together) and its ratio to the first row,
+the CPU efficiency, say what DDP costs in work (communication, the duplicated noise draw)
+apart from how the operating system shares a busy machine; on a quiet machine both
+efficiencies agree.
 
 Each process times `ganlib.train` for `--steps` steps and for a short run of `--steps / 4`
 steps, after a warm-up run, and takes the difference: start-up (joining the group, wrapping
@@ -46,28 +50,32 @@ def worker(args) -> None:
         data, source = ganlib.load_dataset("mnist-sample"), "bundled MNIST sample (5,000)"
     device = distributed.init(ganlib.get_device(args.device))
 
-    def timed(steps: int) -> float:
+    def timed(steps: int) -> tuple[float, float]:
+        """Wall-clock and CPU seconds (all processes together) of one `train` call."""
         ganlib.seed_everything(0)
         G, D = ganlib.build_models("mlp", image_shape=(1, 28, 28))
         cfg = ganlib.TrainConfig(batch_size=args.batch_size, num_steps=steps, progress=False,
                                  log_every=50, device=str(device))
         if distributed.is_distributed():
             dist.barrier()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         ganlib.train(G, D, data, cfg)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return time.perf_counter() - start
+        cpu = distributed.all_mean(torch.tensor([time.process_time() - cpu_start]))
+        return time.perf_counter() - start, float(cpu) * distributed.world_size()
 
     timed(10)  # warm-up: first DDP wrap, allocator, kernels
-    short, runs = max(1, args.steps // 4), []
+    short, runs, cpu_runs = max(1, args.steps // 4), [], []
     for _ in range(args.repeats):
-        t_short, t_long = timed(short), timed(args.steps)
+        (t_short, c_short), (t_long, c_long) = timed(short), timed(args.steps)
         images = (args.steps - short) * args.batch_size * distributed.world_size()
         runs.append(images / (t_long - t_short))
+        cpu_runs.append(images / (c_long - c_short))
     if distributed.is_rank0():
         print("RESULT " + json.dumps({"images_per_s": statistics.median(runs), "all_runs": runs,
-                                      "data": source}), flush=True)
+                                      "images_per_cpu_s": statistics.median(cpu_runs),
+                                      "all_cpu_runs": cpu_runs, "data": source}), flush=True)
 
 
 def run(n_proc: int, threads: int, device: str, args) -> dict:
@@ -109,12 +117,14 @@ def main() -> None:
     results = {}
     for name, n_proc, threads in configs:
         r = run(n_proc, threads, args.device, args)
-        base = results.get(configs[0][0], r)["images_per_s"]
+        base = results.get(configs[0][0], r)
         r.update(processes=n_proc, threads_per_process=threads,  # efficiency per core/GPU used
-                 scaling_efficiency=r["images_per_s"] / (n_proc * threads * base))
+                 scaling_efficiency=r["images_per_s"] / (n_proc * threads * base["images_per_s"]),
+                 cpu_efficiency=r["images_per_cpu_s"] / base["images_per_cpu_s"])
         results[name] = r
         print(f"{name:>24}: {r['images_per_s']:8.0f} images/s   efficiency "
-              f"{r['scaling_efficiency']:.2f}", flush=True)
+              f"{r['scaling_efficiency']:.2f}   {r['images_per_cpu_s']:6.0f} images/CPU-s "
+              f"({r['cpu_efficiency']:.2f})", flush=True)
     machine = cpu_name() if args.device == "cpu" else torch.cuda.get_device_name()
     meta = {"machine": machine, "cpu_count": os.cpu_count(), "device": args.device,
             "model": "mlp (001)", "data": results[configs[0][0]].pop("data"),
