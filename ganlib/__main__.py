@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DATASETS, DataUnavailable, load_dataset
+from .distributed import DistributedError
 from .losses import LOSSES
 from .models import MODELS, build_models
 from .plot import save_samples
@@ -203,7 +204,8 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         (cmd_train if args.command == "train" else cmd_sample)(args)
-    except (UsageError, ValueError, TrainingDiverged, DataUnavailable, OSError) as err:
+    except (UsageError, ValueError, TrainingDiverged, DataUnavailable, OSError,
+            DistributedError) as err:  # DistributedError: another rank failed
         print(f"error: {_first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
+from . import distributed
 from . import models
 from .data import ImageData, check_images, make_batches
 from .fast import fast_step
@@ -57,6 +58,7 @@ class TrainConfig:
     best_metric: str | None = None  # key of evaluate's dict to keep best.pt by (lower is better)
     out_dir: str | None = None   # where samples, checkpoints and history go (None: nowhere)
     progress: bool = True        # show a tqdm progress bar
+    sync_bn: bool = False        # torchrun on GPUs: BatchNorm over all processes' batches
 
     def __post_init__(self):
         check_config(self)  # one line saying what to change for any out-of-range setting
@@ -98,12 +100,13 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
     `y_real`, `y_fake` `(B,)`, D is conditional and scores pairs, `D(x, y)` (chapter 9).
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
+    net = distributed.unwrap(D)  # the network inside a DDP wrapper (torchrun)
     with precision.autocast():
         if y_real is not None:  # a conditional D scores (x, y) pairs, in two forwards
             real_logits, fake_logits = D(x_real, y_real).float(), D(x_fake, y_fake).float()
-        elif _batch_independent(D, x_real, x_fake):
+        elif _batch_independent(net, x_real, x_fake):
             logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)])).float()  # ((B + B') / m, 1)
-            n_real = len(x_real) // (D.m if isinstance(D, models.Packed) else 1)
+            n_real = len(x_real) // (net.m if isinstance(net, models.Packed) else 1)
             real_logits, fake_logits = logits[:n_real], logits[n_real:]
         else:
             real_logits, fake_logits = D(x_real).float(), D(x_fake).float()  # (B, 1) each
@@ -142,15 +145,17 @@ def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: floa
     """One generator step of `train`: a D step on each real batch of `x_reals` (n_critic of
     them, each with fresh noise), then a G step on the last fakes. For a conditional G
     (`G.num_classes > 0`) each batch is a pair `(x_real, y_real)` and the fakes get uniform
-    random labels.
+    random labels. Under torchrun G and D are DDP-wrapped: the noise is this process's rows of
+    one global draw, and the G step scores through the plain D, so that D's gradients are
+    reduced in D's step only.
 
     Returns `(d_loss, g_loss, real_logits, fake_logits)` of the last steps, detached and
     left on the device. `train` may hand this function to `ganlib.fast.fast_step`.
     """
-    num_classes = getattr(G, "num_classes", 0)
+    num_classes = getattr(distributed.unwrap(G), "num_classes", 0)
     for batch in x_reals:
         x_real, y_real = batch if num_classes else (batch, None)
-        z = G.sample_z(x_real.shape[0], x_real.device)  # (B, latent_dim)
+        z = distributed.sample_z(distributed.unwrap(G), len(x_real), x_real.device)  # (B, nz)
         y_fake = (torch.randint(num_classes, (len(z),), device=z.device)  # (B,) uniform
                   if num_classes else None)
         with precision.autocast():
@@ -158,7 +163,7 @@ def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: floa
         d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real, x_fake.detach(),
                                                   gp_weight, precision, clip_value,
                                                   y_real, y_fake)
-    g_loss = g_step(D, opt_G, loss, x_fake, precision, y_fake)
+    g_loss = g_step(distributed.unwrap(D), opt_G, loss, x_fake, precision, y_fake)
     return d_loss, g_loss, real_logits, fake_logits
 
 
@@ -168,6 +173,7 @@ def new_history() -> dict:
     return {"step": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
 
 
+@distributed.stop_together  # under torchrun a failing rank stops every rank with a clear error
 def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: bool = False,
           callback=None, evaluate=None) -> dict:
     """Train `G` and `D` in place on `data` and return the history (a dict of lists).
@@ -179,9 +185,11 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     steps and at the end; its values go to `history["eval"]`, and with `config.best_metric`
     the checkpoint with the lowest value is kept as `best.pt` beside `last.pt` (a GAN's best
     and final generators often differ a lot). Raises `TrainingDiverged` on a NaN/inf loss
-    without touching `last.pt`.
+    without touching `last.pt`. Started by `torchrun`, each process trains on its shard of
+    every batch with G and D in DistributedDataParallel and rank 0 writes (`ganlib.distributed`).
     """
     cfg, device = config, get_device(config.device)
+    device = distributed.init(device)  # torchrun: join the process group, cuda:LOCAL_RANK
     loss = get_loss(cfg.loss, *cfg.lsgan_abc)
     check_critic(D, loss)  # warn: a gradient penalty with a BatchNorm critic
     seed_everything(cfg.seed)
@@ -189,8 +197,12 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     D.to(device).train()
     z_fixed = G.sample_z(64, device)  # drawn right after seeding: the same on resume
     conditional = getattr(G, "num_classes", 0) > 0  # a conditional G trains on (x, y) pairs
-    batches = make_batches(data, cfg.batch_size, device, cfg.seed, labels=conditional)
+    batches = make_batches(data, cfg.batch_size * distributed.world_size(), device, cfg.seed,
+                           labels=conditional)
+    batches = distributed.shard_batches(batches)  # this process's rows of each global batch
     image_shape = _check_data(G, batches, z_fixed)
+    if cfg.sync_bn:  # before the optimizers see the parameters
+        G, D = distributed.convert_sync_bn(G, device), distributed.convert_sync_bn(D, device)
     opt_G = make_adam(G, cfg.lr_g, cfg.betas)
     opt_D = make_adam(D, cfg.lr_d, cfg.betas)
     precision = Precision(cfg.amp, device)  # autocast dtype and fp16 loss scaling
@@ -206,27 +218,30 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         opt_D.load_state_dict(ck["opt_D"])
         precision.load_state_dict(ck.get("scalers", {}))
         ckpt_io.set_rng_state(ck["rng"])
+        distributed.check_resume(ck, device)  # the same process count; this GPU's generator
         start, history = ck["step"], ck["history"]
 
     def save(step, name="last.pt"):
-        if out:
+        if out and distributed.is_rank0():  # rank 0 alone writes
             ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
                                     scalers=precision.state_dict(), step=step,
                                     rng=ckpt_io.rng_state(), config=asdict(cfg),
                                     image_shape=list(image_shape), history=history,
-                                    networks=models.describe_models(G, D, image_shape))
+                                    networks=models.describe_models(G, D, image_shape),
+                                    world_size=distributed.world_size())
 
-    step_fn = functools.partial(train_step, G, D, opt_G, opt_D, loss,
+    G_ddp, D_ddp = distributed.wrap(G, device), distributed.wrap(D, device)  # G, D alone
+    step_fn = functools.partial(train_step, G_ddp, D_ddp, opt_G, opt_D, loss,
                                 gp_weight=cfg.gp_weight, precision=precision,
                                 clip_value=cfg.clip_value)
-    if cfg.fast and device.type == "cuda":
+    if cfg.fast and device.type == "cuda" and not distributed.is_distributed():
         step_fn = fast_step(step_fn, G, D, loss, precision)  # compiled: same draws and updates
     probs = loss.name in ("bce", "minimax")  # D(x) as a probability only for these
     it = batches.iterate(start * cfg.n_critic)
     pending = []  # per-step stats still on the device, read back every log_every steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="train",
-               disable=not cfg.progress, dynamic_ncols=True)
+               disable=not cfg.progress or not distributed.is_rank0(), dynamic_ncols=True)
     for step in bar:
         x_reals = [next(it) for _ in range(cfg.n_critic)]  # one real batch per D step
         d_loss, g_loss, real_logits, fake_logits = step_fn(x_reals)
@@ -241,7 +256,7 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
             h = history
             bar.set_postfix(d_loss=f"{h['d_loss'][-1]:.3f}", g_loss=f"{h['g_loss'][-1]:.3f}",
                             D_x=f"{h['d_real'][-1]:.2f}", D_G_z=f"{h['d_fake'][-1]:.2f}")
-        if due_sample:
+        if due_sample and distributed.is_rank0():
             from .plot import save_samples
             save_samples(generate(G, z_fixed), out / "samples" / f"step_{done:07d}.png")
         if evaluate and ((cfg.eval_every and done % cfg.eval_every == 0) or done == total):
@@ -257,7 +272,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     bar.close()
     if out and start < total:
         save(total)
-        _write_outputs(out, G, z_fixed, history)
+        if distributed.is_rank0():
+            _write_outputs(out, G, z_fixed, history)
     return history
 
 
@@ -292,7 +308,7 @@ def _record_eval(history, step, values: dict, best_metric) -> bool:
 def _flush(pending, history, done, out):
     if not pending:
         return
-    stats = torch.stack(pending).cpu()  # (n, 4): one device sync for n steps
+    stats = distributed.all_mean(torch.stack(pending)).cpu()  # (n, 4), mean over ranks: one sync
     first = done - len(pending) + 1
     if not torch.isfinite(stats).all():
         bad = first + int((~torch.isfinite(stats)).any(1).nonzero()[0])

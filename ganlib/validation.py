@@ -120,7 +120,7 @@ def check_config(cfg) -> None:
         _fail("amp", f"one of {', '.join(AMP_MODES)}", cfg.amp,
               "use 'none' (float32), or 'bf16' for mixed precision on a GPU (amp=True is "
               "now amp='bf16')")
-    for name in ("fast", "progress"):
+    for name in ("fast", "progress", "sync_bn"):
         _flag(cfg, name)
     for name in ("sample_every", "ckpt_every", "eval_every"):
         _int(cfg, name, 0, "give a number of steps, or 0 for never")

@@ -34,6 +34,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "gpu: needs a CUDA GPU (skipped without one; run them with "
         "`python3 -m pytest -o addopts=\"\" -p no:cacheprovider -m gpu tests/test_gpu.py`)")
+    config.addinivalue_line(  # tests/test_distributed.py
+        "markers", "distributed: starts two training processes (Gloo on the CPU; runs by "
+        "default; deselect with -m 'not distributed')")
 
 
 def pytest_collection_modifyitems(config, items):
