@@ -6,6 +6,8 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .data import (ImageData, check_images, load_dataset, load_images, load_mnist_sample,
                    make_batches, stacked_mnist, to_signed, to_unit)
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
+from .losses import r1_penalty  # [practice] chapter 10
+from .ema import ema_model  # [practice] chapter 10
 from .mixtures import grid_of_gaussians, ring_of_gaussians
 from .models import MODELS, Packed, build_models, pack
 from .plot import plot_history, show_grid, show_points

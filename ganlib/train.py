@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt_io
 from . import models
 from .data import ImageData, check_images, make_batches
-from .losses import GANLoss, get_loss, gradient_penalty
+from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
 from .utils import atomic_write, get_device, seed_everything
 
 
@@ -38,6 +38,8 @@ class TrainConfig:
     betas: tuple = (0.5, 0.999)  # Adam betas; 0.5 as in DCGAN (001 keeps Adam's 0.9)
     n_critic: int = 1            # D steps per G step (5 is usual for wgan-gp)
     gp_weight: float = 10.0      # gradient-penalty weight, used by wgan-gp only
+    r1_weight: float = 0.0       # [practice] R1 gamma: D's loss += gamma/2 E||grad D(x_real)||^2 (0: off)
+    label_smoothing: float = 0.0  # [practice] one-sided: real target 1 - this, bce/minimax only (0: off)
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
@@ -73,13 +75,15 @@ def _batch_independent(D, x_real, x_fake) -> bool:
     return all(type(module) in _PER_SAMPLE for module in D.modules())
 
 
-def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
+def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
+           r1_weight: float = 0.0):
     """One discriminator update on a real and a (detached) fake batch.
 
     When D is built only from layers that score each sample on its own (001's MLP, 000's
     and 003's convnets, the toy D), real and fake go through D as one concatenated batch:
     one forward, faster on small models, the same logits up to rounding. With BatchNorm or
     minibatch statistics they go separately, so that a batch never mixes real and fake.
+    `r1_weight` > 0 adds (r1_weight / 2) * `r1_penalty(D, x_real)` (chapter 10).
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
     if _batch_independent(D, x_real, x_fake):
@@ -91,6 +95,8 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0):
     d_loss = loss.d_loss(real_logits, fake_logits)
     if loss.gradient_penalty:
         d_loss = d_loss + gp_weight * gradient_penalty(D, x_real, x_fake)
+    if r1_weight:  # [practice] R1 on real data, Mescheder et al. 2018's gamma / 2
+        d_loss = d_loss + 0.5 * r1_weight * r1_penalty(D, x_real)
     opt_D.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_D.step()
@@ -138,7 +144,7 @@ def new_history() -> dict:
 
 
 def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: bool = False,
-          callback=None, evaluate=None) -> dict:
+          callback=None, evaluate=None, G_ema=None) -> dict:
     """Train `G` and `D` in place on `data` and return the history (a dict of lists).
 
     With `config.out_dir`, writes fixed-noise sample grids, `last.pt` checkpoints, and at the
@@ -148,10 +154,11 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     steps and at the end; its values go to `history["eval"]`, and with `config.best_metric`
     the checkpoint with the lowest value is kept as `best.pt` beside `last.pt` (a GAN's best
     and final generators often differ a lot). Raises `TrainingDiverged` on a NaN/inf loss
-    without touching `last.pt`.
+    without touching `last.pt`. `G_ema`, if given (`ganlib.ema.ema_model(G, decay)`), is
+    updated after every generator step and saved in the checkpoints (chapter 10).
     """
     cfg, device = config, get_device(config.device)
-    loss = get_loss(cfg.loss, *cfg.lsgan_abc)
+    loss = get_loss(cfg.loss, *cfg.lsgan_abc, real_label=1.0 - cfg.label_smoothing)  # [practice]
     seed_everything(cfg.seed)
     G.to(device).train()
     D.to(device).train()
@@ -172,13 +179,16 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         opt_D.load_state_dict(ck["opt_D"])
         ckpt_io.set_rng_state(ck["rng"])
         start, history = ck["step"], ck["history"]
+        if G_ema is not None and "G_ema" in ck:  # [practice] the average resumes exactly too
+            G_ema.load_state_dict(ck["G_ema"])
 
     def save(step, name="last.pt"):
         if out:
             ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
                                     opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
                                     step=step, rng=ckpt_io.rng_state(), config=asdict(cfg),
-                                    image_shape=list(image_shape), history=history)
+                                    image_shape=list(image_shape), history=history,
+                                    **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}))  # [practice]
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" \
         else contextlib.nullcontext()
@@ -194,8 +204,11 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
                 z = G.sample_z(x_real.shape[0], device)  # (B, latent_dim)
                 x_fake = G(z)  # (B, latent_dim) -> (B, C, H, W); graph kept for g_step
                 d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real,
-                                                          x_fake.detach(), cfg.gp_weight)
+                                                          x_fake.detach(), cfg.gp_weight,
+                                                          cfg.r1_weight)  # [practice]
             g_loss = g_step(D, opt_G, loss, x_fake)
+        if G_ema is not None:  # [practice] EMA of G's weights after each G step
+            G_ema.update_parameters(G)
         act = torch.sigmoid if probs else (lambda t: t)
         pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),
                                     act(fake_logits).mean()]))
