@@ -10,7 +10,8 @@ from .data import (ImageData, check_images, load_dataset, load_images, load_mnis
                    stacked_mnist, to_signed, to_unit)
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .generator import Generator
-from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
+from .ema import ema_model
+from .losses import LOSSES, GANLoss, get_loss, gradient_penalty, r1_penalty
 from .mixtures import grid_of_gaussians, ring_of_gaussians
 from .models import MODELS, Packed, build_models, describe_models, pack
 from .plot import plot_history, show_grid, show_points
@@ -44,7 +45,7 @@ __all__ = [
     "MODELS", "DCGANDiscriminator", "DCGANGenerator", "Generator", "Packed", "build_models",
     "describe_models", "pack",
     # losses (chapters 2, 5)
-    "LOSSES", "GANLoss", "get_loss", "gradient_penalty",
+    "LOSSES", "GANLoss", "get_loss", "gradient_penalty", "r1_penalty", "ema_model",
     # training, sampling, checkpoints (chapter 3)
     "ConfigError", "TrainConfig", "TrainingDiverged", "d_step", "g_step", "generate",
     "generate_many", "new_history", "train", "CheckpointError", "load_checkpoint",

@@ -14,12 +14,18 @@ import torch
 import torch.nn.functional as F
 
 
-def bce_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+def bce_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+               real_label: float = 1.0) -> torch.Tensor:
     """Discriminator loss -E[log D(x)] - E[log(1 - D(G(z)))], from logits.
 
     log D = -softplus(-logit) and log(1 - D) = -softplus(logit), computed stably.
+    `real_label` < 1 is one-sided label smoothing (Salimans et al. 2016): real samples get
+    the target `real_label` (e.g. 0.9) instead of 1, fakes keep 0 (chapter 10).
     """
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    real = F.softplus(-real_logits).mean()
+    if real_label != 1.0:  # BCE with target t: t softplus(-l) + (1 - t) softplus(l)
+        real = real_label * real + (1 - real_label) * F.softplus(real_logits).mean()
+    return real + F.softplus(fake_logits).mean()
 
 
 def minimax_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -82,6 +88,18 @@ def gradient_penalty(D: torch.nn.Module, x_real: torch.Tensor, x_fake: torch.Ten
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def r1_penalty(D: torch.nn.Module, x_real: torch.Tensor) -> torch.Tensor:
+    """R1 regulariser E[||grad_x D(x)||_2^2] on real samples (Mescheder et al. 2018).
+
+    The gradient of D's logit with respect to its input, squared and averaged over the real
+    batch `(B, ...)`; differentiable in D's parameters. The paper adds (gamma / 2) times it
+    to D's loss (`TrainConfig.r1_weight` is gamma). Introduced in chapter 10.
+    """
+    x = x_real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)  # (B, ...) like x
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
 @dataclass(frozen=True)
 class GANLoss:
     """A named objective: `d_loss(real_logits, fake_logits)`, `g_loss(fake_logits)`,
@@ -97,10 +115,19 @@ class GANLoss:
 LOSSES = ("minimax", "bce", "lsgan", "hinge", "wgan", "wgan-gp")
 
 
-def get_loss(name: str, a: float = 0.0, b: float = 1.0, c: float = 1.0) -> GANLoss:
+def get_loss(name: str, a: float = 0.0, b: float = 1.0, c: float = 1.0,
+             real_label: float = 1.0) -> GANLoss:
     """Look up an objective by name: "minimax" (saturating), "bce" (non-saturating),
     "lsgan" (targets a/b/c, default 0/1/1), "hinge", "wgan" (Wasserstein losses with
-    weight clipping, `TrainConfig.clip_value`) or "wgan-gp" (with the gradient penalty)."""
+    weight clipping, `TrainConfig.clip_value`) or "wgan-gp" (with the gradient penalty).
+    `real_label` < 1 gives the two BCE objectives one-sided label smoothing (chapter 10)."""
+    if real_label != 1.0:  # one-sided label smoothing, for the BCE objectives only
+        if name not in ("minimax", "bce", "ns"):
+            raise ValueError(f"label smoothing applies to the BCE losses, not {name!r}; "
+                             "use loss='bce' or leave label_smoothing at 0")
+        d_loss = lambda r, f: bce_d_loss(r, f, real_label)  # noqa: E731
+        g_loss = minimax_g_loss if name == "minimax" else bce_g_loss
+        return GANLoss("minimax" if name == "minimax" else "bce", d_loss, g_loss)
     if name == "minimax":
         return GANLoss(name, bce_d_loss, minimax_g_loss)
     if name in ("bce", "ns"):

@@ -19,7 +19,7 @@ from . import distributed
 from . import models
 from .data import ImageData, check_images, make_batches
 from .fast import fast_step
-from .losses import GANLoss, get_loss, gradient_penalty
+from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
 from .lipschitz import check_critic, clip_weights  # chapter 8
 from .optim import make_adam
 from .precision import FLOAT32, Precision
@@ -46,6 +46,8 @@ class TrainConfig:
     n_critic: int = 1            # D steps per G step (5 is usual for wgan-gp)
     gp_weight: float = 10.0      # gradient-penalty weight, used by wgan-gp only
     clip_value: float = 0.01     # WGAN's weight-clipping bound c, used by wgan only
+    r1_weight: float = 0.0       # R1's gamma: D's loss += gamma/2 E||grad D(x_real)||^2 (0: off)
+    label_smoothing: float = 0.0  # one-sided: real target 1 - this, bce/minimax only (0: off)
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
@@ -87,7 +89,8 @@ def _batch_independent(D, x_real, x_fake) -> bool:
 
 
 def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
-           precision: Precision = FLOAT32, clip_value: float = 0.01, y_real=None, y_fake=None):
+           precision: Precision = FLOAT32, clip_value: float = 0.01, y_real=None, y_fake=None,
+           r1_weight: float = 0.0):
     """One discriminator update on a real and a (detached) fake batch.
 
     When D is built only from layers that score each sample on its own (001's MLP, 000's
@@ -98,6 +101,7 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
     gradient penalty, the backward pass and the step stay in float32. For `loss="wgan"`
     D's weights are clipped into [-clip_value, clip_value] after the step. With labels
     `y_real`, `y_fake` `(B,)`, D is conditional and scores pairs, `D(x, y)` (chapter 9).
+    `r1_weight` > 0 adds (r1_weight / 2) * `r1_penalty(D, x_real)` (chapter 10).
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
     net = distributed.unwrap(D)  # the network inside a DDP wrapper (torchrun)
@@ -114,6 +118,8 @@ def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
     if loss.gradient_penalty:
         D_x = D if y_real is None else (lambda x: D(x, y_real))  # the penalty at real labels
         d_loss = d_loss + gp_weight * gradient_penalty(D_x, x_real.float(), x_fake.float())
+    if r1_weight:  # R1 on real data, Mescheder et al. 2018's gamma / 2
+        d_loss = d_loss + 0.5 * r1_weight * r1_penalty(D, x_real.float())
     opt_D.zero_grad(set_to_none=True)
     precision.backward_step(d_loss, opt_D, "D")
     if loss.weight_clipping:  # WGAN's Lipschitz constraint, after every D step
@@ -141,7 +147,7 @@ def g_step(D, opt_G, loss: GANLoss, x_fake, precision: Precision = FLOAT32, y_fa
 
 
 def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: float = 10.0,
-               precision: Precision = FLOAT32, clip_value: float = 0.01):
+               precision: Precision = FLOAT32, clip_value: float = 0.01, r1_weight: float = 0.0):
     """One generator step of `train`: a D step on each real batch of `x_reals` (n_critic of
     them, each with fresh noise), then a G step on the last fakes. For a conditional G
     (`G.num_classes > 0`) each batch is a pair `(x_real, y_real)` and the fakes get uniform
@@ -162,7 +168,7 @@ def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: floa
             x_fake = G(z) if y_fake is None else G(z, y_fake)  # -> (B, C, H, W); kept for g_step
         d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real, x_fake.detach(),
                                                   gp_weight, precision, clip_value,
-                                                  y_real, y_fake)
+                                                  y_real, y_fake, r1_weight)
     g_loss = g_step(distributed.unwrap(D), opt_G, loss, x_fake, precision, y_fake)
     return d_loss, g_loss, real_logits, fake_logits
 
@@ -175,7 +181,7 @@ def new_history() -> dict:
 
 @distributed.stop_together  # under torchrun a failing rank stops every rank with a clear error
 def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: bool = False,
-          callback=None, evaluate=None) -> dict:
+          callback=None, evaluate=None, G_ema=None) -> dict:
     """Train `G` and `D` in place on `data` and return the history (a dict of lists).
 
     With `config.out_dir`, writes fixed-noise sample grids, `last.pt` checkpoints, and at the
@@ -187,10 +193,12 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     and final generators often differ a lot). Raises `TrainingDiverged` on a NaN/inf loss
     without touching `last.pt`. Started by `torchrun`, each process trains on its shard of
     every batch with G and D in DistributedDataParallel and rank 0 writes (`ganlib.distributed`).
+    `G_ema`, if given (`ganlib.ema.ema_model(G, decay)`), is updated after every generator
+    step and saved in the checkpoints (chapter 10).
     """
     cfg, device = config, get_device(config.device)
     device = distributed.init(device)  # torchrun: join the process group, cuda:LOCAL_RANK
-    loss = get_loss(cfg.loss, *cfg.lsgan_abc)
+    loss = get_loss(cfg.loss, *cfg.lsgan_abc, real_label=1.0 - cfg.label_smoothing)
     check_critic(D, loss)  # warn: a gradient penalty with a BatchNorm critic
     seed_everything(cfg.seed)
     G.to(device).train()
@@ -220,6 +228,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
         ckpt_io.set_rng_state(ck["rng"])
         distributed.check_resume(ck, device)  # the same process count; this GPU's generator
         start, history = ck["step"], ck["history"]
+        if G_ema is not None and "G_ema" in ck:  # the average resumes exactly too
+            G_ema.load_state_dict(ck["G_ema"])
 
     def save(step, name="last.pt"):
         if out and distributed.is_rank0():  # rank 0 alone writes
@@ -229,12 +239,13 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
                                     rng=ckpt_io.rng_state(), config=asdict(cfg),
                                     image_shape=list(image_shape), history=history,
                                     networks=models.describe_models(G, D, image_shape),
-                                    world_size=distributed.world_size())
+                                    world_size=distributed.world_size(),
+                                    **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}))
 
     G_ddp, D_ddp = distributed.wrap(G, device), distributed.wrap(D, device)  # G, D alone
     step_fn = functools.partial(train_step, G_ddp, D_ddp, opt_G, opt_D, loss,
                                 gp_weight=cfg.gp_weight, precision=precision,
-                                clip_value=cfg.clip_value)
+                                clip_value=cfg.clip_value, r1_weight=cfg.r1_weight)
     if cfg.fast and device.type == "cuda" and not distributed.is_distributed():
         step_fn = fast_step(step_fn, G, D, loss, precision)  # compiled: same draws and updates
     probs = loss.name in ("bce", "minimax")  # D(x) as a probability only for these
@@ -245,6 +256,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     for step in bar:
         x_reals = [next(it) for _ in range(cfg.n_critic)]  # one real batch per D step
         d_loss, g_loss, real_logits, fake_logits = step_fn(x_reals)
+        if G_ema is not None:  # the moving average of G's weights, after each G step
+            G_ema.update_parameters(G)
         act = torch.sigmoid if probs else (lambda t: t)
         pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),
                                     act(fake_logits).mean()]))

@@ -101,6 +101,10 @@ def check_config(cfg) -> None:
     _int(cfg, "n_critic", 1, "use 1, or 5 as usual for wgan-gp")
     _number(cfg, "gp_weight", "use 10 as in WGAN-GP, or 0 for no penalty", positive=False)
     _number(cfg, "clip_value", "use 0.01 as in WGAN")
+    _number(cfg, "r1_weight", "use e.g. 1 (R1's gamma), or 0 for none", positive=False)
+    if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):
+        _fail("label_smoothing", "a number in [0, 1)", cfg.label_smoothing,
+              "use e.g. 0.1 (real target 0.9), or 0 for none")
     abc = cfg.lsgan_abc
     if (not isinstance(abc, (tuple, list)) or len(abc) != 3
             or not all(isinstance(t, (int, float)) and math.isfinite(t) for t in abc)):

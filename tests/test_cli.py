@@ -131,6 +131,8 @@ NON_DEFAULT = {
     "lr_d": (["--lr-d", "0.003"], 0.003), "betas": (["--betas", "0.1", "0.8"], (0.1, 0.8)),
     "n_critic": (["--n-critic", "3"], 3), "gp_weight": (["--gp-weight", "2.5"], 2.5),
     "clip_value": (["--clip-value", "0.05"], 0.05),
+    "r1_weight": (["--r1-weight", "1.0"], 1.0),
+    "label_smoothing": (["--label-smoothing", "0.1"], 0.1),
     "lsgan_abc": (["--lsgan-abc", "-1", "1", "0"], (-1.0, 1.0, 0.0)),
     "seed": (["--seed", "5"], 5), "device": (["--device", "cpu"], "cpu"),
     "amp": (["--amp", "bf16"], "bf16"),

@@ -35,6 +35,8 @@ BAD = [  # (setting, what the message must say)
     (dict(model="resnet"), "model must be one of mlp, mlp-bn"),
     (dict(loss="wasserstein"), "loss must be one of"),
     (dict(clip_value=0.0), "clip_value must be a finite number > 0"),
+    (dict(r1_weight=-1.0), "r1_weight must be a finite number >= 0"),
+    (dict(label_smoothing=1.0), "label_smoothing must be a number in [0, 1)"),
     (dict(device="gpu"), "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     (dict(device="cuda:x"), "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     (dict(amp="fp8"), "amp must be one of none, bf16, fp16"),
