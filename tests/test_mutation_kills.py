@@ -80,4 +80,4 @@ def test_check_compatible_lists_every_difference():
 def test_unknown_loss_message_in_full():
     with pytest.raises(ValueError) as err:
         get_loss("x")
-    assert str(err.value) == "unknown loss 'x'; choose one of minimax, bce, lsgan, hinge, wgan-gp"
+    assert str(err.value) == "unknown loss 'x'; choose one of minimax, bce, lsgan, hinge, wgan, wgan-gp"
