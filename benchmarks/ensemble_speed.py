@@ -1,5 +1,5 @@
 """Milliseconds per training step of PacGAN's 2-D GAN: a plain single-trial loop
-(`ganlib.train.d_step` / `g_step` on `ToyGenerator` / `ToyDiscriminator`) against
+(`ganlib.training.d_step` / `g_step` on `ToyGenerator` / `ToyDiscriminator`) against
 `ganlib.ensemble`, which trains T trials as one batched model (`torch.func.vmap` over the
 stacked parameters of the same networks).
 
@@ -28,7 +28,7 @@ from ganlib.losses import get_loss
 from ganlib.models import Packed
 from ganlib.toy_models import ToyDiscriminator, ToyGenerator
 from ganlib.optim import make_adam
-from ganlib.train import d_step, g_step
+from ganlib.training import d_step, g_step
 from ganlib.utils import cpu_name
 
 

@@ -131,7 +131,7 @@ def _scores(D: Trials, x_real, x_fake):
 def ensemble_step(G, D, opt_G, opt_D, loss, x_real, z, simultaneous: bool = False):
     """One D update and one G update for all trials.
 
-    Alternating (the default, as `ganlib.train.d_step` then `g_step`): D steps on detached
+    Alternating (the default, as `ganlib.training.d_step` then `g_step`): D steps on detached
     fakes, then the updated D scores the same fakes for G's step. Simultaneous (PacGAN's
     code): both players' gradients are taken at the current parameters, then both step.
 
@@ -368,7 +368,7 @@ def _measure(x, kind, x_ref) -> dict:
 @torch.no_grad()
 def _generate(G, z):
     """Points `(T, n, 2)` on the CPU, in eval mode (BatchNorm running statistics), as
-    `ganlib.train.generate` does."""
+    `ganlib.training.generate` does."""
     was_training = G.training
     G.eval()
     x = G.forward(z).float().cpu()  # forward: the plain code even after compile_forward

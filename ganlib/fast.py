@@ -1,6 +1,6 @@
 """The fast training step: `train`'s step compiled with `torch.compile`, in one place.
 
-The loop that a student reads (`ganlib.train.train_step`, `d_step`, `g_step`) stays plain
+The loop that a student reads (`ganlib.training.train_step`, `d_step`, `g_step`) stays plain
 Python. On CUDA, `train` hands its step to `fast_step`, which returns the same step
 compiled by TorchInductor: forward, backward and loss fused into far fewer kernel launches,
 which is what small GANs on a GPU wait for. `TrainConfig(fast=False)` keeps the plain step.
@@ -49,7 +49,7 @@ def fast_step(step, G, D, loss, precision=None):
     """Return `step` compiled with `torch.compile` (same random draws, float32 rounding
     aside the same updates), or `step` itself where compiling is not exact (`compilable`).
 
-    `step` is a callable such as `functools.partial(ganlib.train.train_step, G, D, ...)`
+    `step` is a callable such as `functools.partial(ganlib.training.train_step, G, D, ...)`
     taking the list of real batches; the first call compiles it (seconds on a GPU, up to
     a minute on a CPU), later calls reuse the compiled code. Works on the CPU too (it
     needs a C++ compiler there), which is how its test runs without a GPU.

@@ -25,7 +25,7 @@ WORK = ROOT / "runs" / "mutation"
 TESTS = {
     "losses": ["test_losses.py"],
     "checkpoint": ["test_checkpoint.py"],
-    "train": ["test_train.py"],
+    "training": ["test_train.py", "test_resume.py", "test_precision.py"],
     "sampling": ["test_train.py", "test_cli.py"],
     "data": ["test_data.py"],
     "metrics": ["test_metrics.py"],

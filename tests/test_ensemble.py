@@ -17,7 +17,7 @@ from ganlib.mode_metrics import mixture_metrics, point_recall, summarize
 from ganlib.models import Packed
 from ganlib.toy_models import (MinibatchStdDev, PacGANBatchNorm, ToyDiscriminator,
                                ToyGenerator)
-from ganlib.train import d_step, g_step, make_adam
+from ganlib.training import d_step, g_step, make_adam
 
 
 def _singles(T, pack, mbstd, init_std, batchnorm="torch", seed=0):

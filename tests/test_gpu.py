@@ -23,7 +23,7 @@ from ganlib.losses import get_loss
 from ganlib.metrics import class_histogram, classifier_score, fid, precision_recall
 from ganlib.models import Packed
 from ganlib.optim import make_adam
-from ganlib.train import d_step, g_step, train_step
+from ganlib.training import d_step, g_step, train_step
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")

@@ -16,7 +16,7 @@ from ganlib.lipschitz import (check_critic, clip_weights, has_batch_norm,
                               without_batch_norm)
 from ganlib.losses import wgan_d_loss, wgan_g_loss
 from ganlib.models import DCGANDiscriminator, ToyDiscriminator, ToyGenerator
-from ganlib.train import TrainConfig, d_step, make_adam, train
+from ganlib.training import TrainConfig, d_step, make_adam, train
 
 
 def small_critic(seed=0, dtype=torch.float64):

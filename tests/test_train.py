@@ -729,3 +729,16 @@ def test_source_architecture_trains_for_a_few_hundred_steps(name, mnist_sample, 
     share = {"mlp": 0.5, "dcgan": 0.9, "conv32": 0.9}.get(name)
     if share is not None:
         assert abs(mean_after - data_mean) < share * abs(mean_before - data_mean)
+
+
+def test_the_training_module_is_not_shadowed_by_the_train_function():
+    """`ganlib.train` is the function; the loop's module is `ganlib.training` (a module of
+    the same name as the function would be hidden behind it: issue 12)."""
+    import importlib
+    import types
+
+    import ganlib
+    assert callable(ganlib.train) and not isinstance(ganlib.train, types.ModuleType)
+    assert importlib.import_module("ganlib.training").train is ganlib.train
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("ganlib.train")
