@@ -60,7 +60,7 @@ class Trials(nn.Module):
 
     @property
     def net(self) -> nn.Module:
-        """The network definition (on the meta device: it holds no numbers)."""
+        """The network definition, on the meta device (it holds no numbers)."""
         return self._net[0]
 
     def _state(self):
@@ -219,7 +219,7 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
             rounding). Ignored on the CPU; False keeps the plain step. Checkpoints resume
             with any setting.
     Returns:
-        A dict with "finished" (False when stopped early: then only "step", "settings",
+        A dict with "finished" (False when stopped early, and then only "step", "settings",
         "history", "evals", "seconds" and "device" are set); "samples", a `(T,
         num_samples, 2)` CPU tensor; "metrics", one `mixture_metrics` dict per trial plus
         "recall" (`point_recall`); "summary", `ganlib.mode_metrics.summarize` of them;

@@ -1,7 +1,7 @@
 """Paths through the latent space: linear and spherical interpolation, and the typical norm
 of Gaussian noise.
 
-A standard Gaussian z in d dimensions has norm |z| close to sqrt(d) (the chi distribution:
+A standard Gaussian z in d dimensions has norm ‖z‖ close to sqrt(d) (the chi distribution:
 mean `chi_mean(d)`, standard deviation about 1/sqrt(2), whatever d). The straight line
 between two such vectors passes much closer to the origin (about sqrt(d/2) at the
 midpoint of two independent ones), where the generator saw no noise in training;
@@ -67,7 +67,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t, eps: float = 1e-7) -> torch.Ten
 def chi_mean(d: int) -> float:
     """The mean norm of a standard Gaussian vector in d dimensions (the chi distribution)::
 
-        E|z| = sqrt(2) Gamma((d + 1) / 2) / Gamma(d / 2),
+        E‖z‖ = sqrt(2) Gamma((d + 1) / 2) / Gamma(d / 2),
 
     just below sqrt(d) (about sqrt(d - 1/2)). Introduced in chapter 9.
     """
