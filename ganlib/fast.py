@@ -14,6 +14,7 @@ the weights agree with the plain step's to float32 rounding, not bit for bit
 compiled run is deterministic, so it resumes exactly like a plain one.
 
 Where the step is left as it is (returned unchanged, `compilable` says so):
+
 - WGAN-GP: its gradient penalty differentiates twice, which compiled graphs do not support.
 - Dropout in G or D (`conv32`'s D): compiled dropout draws its mask another way, so the
   run would no longer be the plain loop's.
