@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from ganlib.ensemble import build_ensemble, ensemble_step
+from ganlib.ensemble import ensemble_step
+from ganlib.trials import build_ensemble
 from ganlib.fast import graph_step
 from ganlib.losses import get_loss
 from ganlib.models import Packed

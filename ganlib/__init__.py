@@ -16,7 +16,8 @@ from .mixtures import grid_of_gaussians, ring_of_gaussians
 from .models import MODELS, Packed, build_models, describe_models, pack
 from .plot import plot_history, show_grid, show_points
 from .sampling import generate, generate_many
-from .training import TrainConfig, TrainingDiverged, d_step, g_step, new_history, train
+from .history import TrainingDiverged, new_history
+from .training import TrainConfig, d_step, g_step, train
 from .utils import budget, get_device, seed_everything
 from .validation import ConfigError
 

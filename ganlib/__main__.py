@@ -28,7 +28,8 @@ from .losses import LOSSES
 from .models import MODELS, build_models
 from .plot import save_samples
 from .sampling import generate
-from .training import TrainConfig, TrainingDiverged, train
+from .history import TrainingDiverged
+from .training import TrainConfig, train
 from .utils import get_device, seed_everything
 from .validation import AMP_MODES, DEVICE_PATTERN, ConfigError
 

@@ -1,27 +1,24 @@
 """Many independent trials of PacGAN's 2-D GAN, trained together as one batched model.
 
-The mode-collapse tables report means over 10 trials. Ten small GANs trained one after the
-other keep a processor mostly idle: every matrix is tiny. `Trials` stacks the T networks'
-parameters along a leading trial dimension and runs the *same* network class
-(`ganlib.toy_models.ToyGenerator`, `ToyDiscriminator`) on each trial's slice with
-`torch.func.functional_call`, vectorised by `torch.func.vmap`. The trials stay independent:
-each trial's BatchNorm uses its own batch and its own running statistics, the loss is the
-*sum* of the per-trial losses (so each trial's gradient is its own), and Adam works element
-by element. `tests/test_ensemble.py` checks that T trials trained here match T separately
-trained pairs step for step, for every option of `train_toy_ensemble`.
+`ganlib.trials.Trials` holds T networks of one class as one module (`torch.func`'s
+`stack_module_state`, `functional_call`, `vmap`). This module trains a pair of them:
+`ensemble_step` updates all T discriminators and generators at once (the loss is the *sum*
+of the per-trial losses, so each trial's gradient is its own, and Adam works element by
+element), and `train_toy_ensemble` runs the whole protocol: each trial's own data and noise,
+measurements, snapshots, resumable checkpoints, a CUDA graph on a GPU.
+`tests/test_ensemble.py` checks that T trials trained here match T separately trained pairs
+step for step, for every option of `train_toy_ensemble`.
 
 Introduced in chapter 6 (mode collapse); chapter 5 (BCE vs least squares) uses it too.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import time
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import vmap
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -29,94 +26,12 @@ from .fast import compile_forward, graph_step
 from .losses import get_loss
 from .mixtures import reference_points, trial_data
 from .mode_metrics import N_MIXTURE, mixture_metrics, point_recall, summarize
-from .models import Packed
-from .toy_models import MinibatchStdDev, ToyDiscriminator, ToyGenerator, pacgan_init
 from .optim import make_adam
+from .toy_models import MinibatchStdDev
+from .trials import Trials, build_ensemble, generate_points, trial_seeds
 from .utils import get_device
 
 METRICS = ("modes", "high_quality_pct", "reverse_kl", "recall")  # per trial, summarised
-
-
-class Trials(nn.Module):
-    """T networks of one class with their own weights, as one module: input `(T, B, ...)`,
-    trial t's slice through trial t's network, output `(T, ...)`.
-
-    Parameters and buffers are stacked by `torch.func.stack_module_state`; `forward` calls
-    the one network definition with each trial's slice (`functional_call`) under `vmap`.
-    BatchNorm running statistics are stacked buffers too, updated in place per trial.
-    `trial(t)` returns trial t as an ordinary module. Introduced in chapter 6.
-    """
-
-    def __init__(self, nets: list[nn.Module]):
-        super().__init__()
-        params, buffers = stack_module_state(list(nets))
-        self.trials, self.names, self.buffer_names = len(nets), list(params), list(buffers)
-        self.stacked = nn.ParameterList([nn.Parameter(p.detach()) for p in params.values()])
-        for i, b in enumerate(buffers.values()):
-            self.register_buffer(f"buffer{i}", b)
-        self._net = [copy.deepcopy(nets[0]).to("meta")]  # a list: not a submodule, no state
-        self.latent_dim = getattr(nets[0], "latent_dim", None)
-        self.m = nets[0].m if isinstance(nets[0], Packed) else 1
-
-    @property
-    def net(self) -> nn.Module:
-        """The network definition, on the meta device (it holds no numbers)."""
-        return self._net[0]
-
-    def _state(self):
-        return ([*self.stacked], [getattr(self, f"buffer{i}") for i in range(len(self.buffer_names))])
-
-    def forward(self, x):
-        net = self.net.train(self.training)
-
-        def one(params, buffers, x):  # one trial: x (B, ...) -> (B', ...)
-            return functional_call(net, (dict(zip(self.names, params)),
-                                         dict(zip(self.buffer_names, buffers))), (x,))
-        return vmap(one)(*self._state(), x)
-
-    def trial(self, t: int) -> nn.Module:
-        """Trial t as an ordinary module (a copy, on this module's device)."""
-        params, buffers = self._state()
-        net = copy.deepcopy(self.net).to_empty(device=params[0].device)
-        net.load_state_dict({**{n: p[t] for n, p in zip(self.names, params)},
-                             **{n: b[t] for n, b in zip(self.buffer_names, buffers)}})
-        return net.train(self.training)
-
-
-def trial_seeds(seed: int, trials: int) -> list[int]:
-    """One seed per trial, derived from `seed` (the same first seeds for any `trials`)."""
-    g = torch.Generator().manual_seed(seed)
-    return [int(torch.randint(2**31 - 1, (1,), generator=g)) for _ in range(trials)]
-
-
-def trial_models(seed: int, pack: int = 1, minibatch_std: int = 0,
-                 init_std: float | None = 0.02, batchnorm: str = "torch"):
-    """One trial's `(ToyGenerator, ToyDiscriminator)`, built after `torch.manual_seed(seed)`
-    (and, with `init_std`, initialised by `pacgan_init`); the global RNG is left as it was.
-    The discriminator takes `2 * pack` inputs (not wrapped in `Packed`); with
-    `batchnorm="pacgan"` the generator normalises each of the `pack` slots on its own."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        slots = pack if batchnorm == "pacgan" else 1
-        G = ToyGenerator(batchnorm=batchnorm, slots=slots)
-        D = ToyDiscriminator(2 * pack, minibatch_std=minibatch_std)
-        if init_std is not None:
-            pacgan_init(G, init_std)
-            pacgan_init(D, init_std)
-    return G, D
-
-
-def build_ensemble(trials: int, pack: int = 1, minibatch_std: int = 0, seed: int = 0,
-                   init_std: float | None = 0.02, batchnorm: str = "torch"):
-    """Make `(G, D)`, two `Trials` of `trials` independently initialised toy GANs.
-
-    Trial t starts as `trial_models(s_t, pack, minibatch_std, init_std, batchnorm)` with
-    `s_t` from `trial_seeds(seed, trials)`; D is wrapped in `Packed(D, pack)`, so
-    `D((T, B, 2))` gives logits `(T, B/pack, 1)`. Introduced in chapter 6 (mode collapse).
-    """
-    pairs = [trial_models(s, pack, minibatch_std, init_std, batchnorm)
-             for s in trial_seeds(seed, trials)]
-    return Trials([G for G, _ in pairs]), Trials([Packed(D, pack) for _, D in pairs])
 
 
 def _scores(D: Trials, x_real, x_fake):
@@ -294,10 +209,11 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
         if done % log_every == 0 or done == steps:
             pending.append((done, d_loss, g_loss))
         if done in snapshot_steps:
-            run["snapshots"][done] = _generate(G, run["z_snap"])
+            run["snapshots"][done] = generate_points(G, run["z_snap"])
         if done in measure_at and done != steps:
             t0 = time.perf_counter()
-            run["evals"][done] = [_measure(x, kind, x_ref) for x in _generate(G, run["z_eval"])]
+            samples = generate_points(G, run["z_eval"])  # (T, num_samples, 2)
+            run["evals"][done] = [_measure(x, kind, x_ref) for x in samples]
             _flush(pending, run["history"])
             if checkpoint is not None:
                 run["seconds"] += t0 - start - eval_seconds
@@ -317,7 +233,7 @@ def train_toy_ensemble(kind="ring", trials=10, loss="bce", pack=1, steps=20000,
         _save(checkpoint, settings, G, D, opt_G, opt_D, gen, run)
     if not out["finished"]:
         return out
-    samples = _generate(G, run["z_eval"])
+    samples = generate_points(G, run["z_eval"])
     metrics = [_measure(x, kind, x_ref) for x in samples]
     if measure_at:
         out["evals"][steps] = metrics
@@ -365,16 +281,4 @@ def _measure(x, kind, x_ref) -> dict:
     return m
 
 
-@torch.no_grad()
-def _generate(G, z):
-    """Points `(T, n, 2)` on the CPU, in eval mode (BatchNorm running statistics), as
-    `ganlib.training.generate` does."""
-    was_training = G.training
-    G.eval()
-    x = G.forward(z).float().cpu()  # forward: the plain code even after compile_forward
-    G.train(was_training)
-    return x
-
-
-__all__ = ["Trials", "build_ensemble", "ensemble_step", "train_toy_ensemble", "trial_models",
-           "trial_seeds", "METRICS"]
+__all__ = ["ensemble_step", "train_toy_ensemble", "METRICS"]

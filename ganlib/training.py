@@ -5,26 +5,25 @@ Introduced in chapter 3 (a first GAN on MNIST).
 from __future__ import annotations
 
 import functools
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt_io
 from . import distributed
 from . import models
 from .data import ImageData, check_images, make_batches
 from .fast import fast_step
+from .history import StepLog, TrainingDiverged, new_history  # noqa: F401 (re-exported)
 from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
 from .lipschitz import check_critic, clip_weights  # chapter 8
 from .optim import make_adam
 from .precision import FLOAT32, Precision
+from .run_files import RunFiles
 from .sampling import generate
-from .utils import atomic_write, get_device, seed_everything
+from .utils import get_device, seed_everything
 from .validation import check_config
 
 
@@ -64,10 +63,6 @@ class TrainConfig:
 
     def __post_init__(self):
         check_config(self)  # one line saying what to change for any out-of-range setting
-
-
-class TrainingDiverged(FloatingPointError):
-    """A loss became NaN or inf; the last good checkpoint is left as it was."""
 
 
 _PER_SAMPLE = (nn.Sequential, nn.ModuleList, nn.Identity, nn.Linear, nn.Conv1d, nn.Conv2d,
@@ -173,28 +168,23 @@ def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: floa
     return d_loss, g_loss, real_logits, fake_logits
 
 
-def new_history() -> dict:
-    """An empty history: per step, D and G losses and D's mean output on real and fake
-    (probabilities for bce/minimax, raw scores for the other losses)."""
-    return {"step": [], "d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
-
-
 @distributed.stop_together  # under torchrun a failing rank stops every rank with a clear error
 def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: bool = False,
           callback=None, evaluate=None, G_ema=None) -> dict:
     """Train `G` and `D` in place on `data` and return the history (a dict of lists).
 
     With `config.out_dir`, writes fixed-noise sample grids, `last.pt` checkpoints, and at the
-    end `samples.png`, `losses.png` and `history.json`. `resume=True` continues exactly from
-    `out_dir/last.pt` if it exists. `callback(step, G, D, history)`, if given, runs after
-    every step. `evaluate(G) -> {name: float}`, if given, runs every `config.eval_every`
-    steps and at the end; its values go to `history["eval"]`, and with `config.best_metric`
-    the checkpoint with the lowest value is kept as `best.pt` beside `last.pt` (a GAN's best
-    and final generators often differ a lot). Raises `TrainingDiverged` on a NaN/inf loss
-    without touching `last.pt`. Started by `torchrun`, each process trains on its shard of
-    every batch with G and D in DistributedDataParallel and rank 0 writes (`ganlib.distributed`).
-    `G_ema`, if given (`ganlib.ema.ema_model(G, decay)`), is updated after every generator
-    step and saved in the checkpoints (chapter 10).
+    end `samples.png`, `losses.png` and `history.json` (`ganlib.run_files`). `resume=True`
+    continues exactly from `out_dir/last.pt` if it exists. `callback(step, G, D, history)`,
+    if given, runs after every step. `evaluate(G) -> {name: float}`, if given, runs every
+    `config.eval_every` steps and at the end; its values go to `history["eval"]`, and with
+    `config.best_metric` the checkpoint with the lowest value is kept as `best.pt` beside
+    `last.pt` (a GAN's best and final generators often differ a lot). Raises
+    `TrainingDiverged` on a NaN/inf loss without touching `last.pt`. Started by `torchrun`,
+    each process trains on its shard of every batch with G and D in DistributedDataParallel
+    and rank 0 writes (`ganlib.distributed`). `G_ema`, if given
+    (`ganlib.ema.ema_model(G, decay)`), is updated after every generator step and saved in
+    the checkpoints (chapter 10).
     """
     cfg, device = config, get_device(config.device)
     device = distributed.init(device)  # torchrun: join the process group, cuda:LOCAL_RANK
@@ -215,79 +205,58 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     opt_D = make_adam(D, cfg.lr_d, cfg.betas)
     precision = Precision(cfg.amp, device)  # autocast dtype and fp16 loss scaling
     total = cfg.num_steps or max(1, math.ceil(cfg.num_epochs * batches.steps_per_epoch / cfg.n_critic))
-    out = Path(cfg.out_dir) if cfg.out_dir else None
-    start, history = 0, new_history()
-    if resume and out and (out / "last.pt").exists():
-        ck = ckpt_io.load_checkpoint(out / "last.pt", map_location=device)
-        ckpt_io.check_compatible(ck, asdict(cfg), image_shape)
-        G.load_state_dict(ck["G"])
-        D.load_state_dict(ck["D"])
-        opt_G.load_state_dict(ck["opt_G"])
-        opt_D.load_state_dict(ck["opt_D"])
-        precision.load_state_dict(ck.get("scalers", {}))
-        ckpt_io.set_rng_state(ck["rng"])
-        distributed.check_resume(ck, device)  # the same process count; this GPU's generator
-        start, history = ck["step"], ck["history"]
-        if G_ema is not None and "G_ema" in ck:  # the average resumes exactly too
-            G_ema.load_state_dict(ck["G_ema"])
+    files = RunFiles(cfg, image_shape, G, D, opt_G, opt_D, precision, G_ema)  # rank 0 writes
+    resumed = files.resume(device) if resume else None  # (step, history) from last.pt
+    start, history = resumed or (0, new_history())
+    log = StepLog(history, probabilities=loss.name in ("bce", "minimax"), last_pt=files.last_pt)
 
-    def save(step, name="last.pt"):
-        if out and distributed.is_rank0():  # rank 0 alone writes
-            ckpt_io.save_checkpoint(out / name, G=G.state_dict(), D=D.state_dict(),
-                                    opt_G=opt_G.state_dict(), opt_D=opt_D.state_dict(),
-                                    scalers=precision.state_dict(), step=step,
-                                    rng=ckpt_io.rng_state(), config=asdict(cfg),
-                                    image_shape=list(image_shape), history=history,
-                                    networks=models.describe_models(G, D, image_shape),
-                                    world_size=distributed.world_size(),
-                                    **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}))
-
-    G_ddp, D_ddp = distributed.wrap(G, device), distributed.wrap(D, device)  # G, D alone
-    step_fn = functools.partial(train_step, G_ddp, D_ddp, opt_G, opt_D, loss,
+    step_fn = functools.partial(train_step, distributed.wrap(G, device),
+                                distributed.wrap(D, device), opt_G, opt_D, loss,
                                 gp_weight=cfg.gp_weight, precision=precision,
                                 clip_value=cfg.clip_value, r1_weight=cfg.r1_weight)
     if cfg.fast and device.type == "cuda" and not distributed.is_distributed():
         step_fn = fast_step(step_fn, G, D, loss, precision)  # compiled: same draws and updates
-    probs = loss.name in ("bce", "minimax")  # D(x) as a probability only for these
     it = batches.iterate(start * cfg.n_critic)
-    pending = []  # per-step stats still on the device, read back every log_every steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="train",
                disable=not cfg.progress or not distributed.is_rank0(), dynamic_ncols=True)
     for step in bar:
         x_reals = [next(it) for _ in range(cfg.n_critic)]  # one real batch per D step
-        d_loss, g_loss, real_logits, fake_logits = step_fn(x_reals)
+        log.add(*step_fn(x_reals))  # d_loss, g_loss, real_logits, fake_logits: on the device
         if G_ema is not None:  # the moving average of G's weights, after each G step
             G_ema.update_parameters(G)
-        act = torch.sigmoid if probs else (lambda t: t)
-        pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),
-                                    act(fake_logits).mean()]))
         done = step + 1
-        due_sample = out and cfg.sample_every and done % cfg.sample_every == 0
-        due_ckpt = out and cfg.ckpt_every and done % cfg.ckpt_every == 0
-        if done % cfg.log_every == 0 or done == total or due_sample or due_ckpt or callback:
-            _flush(pending, history, done, out)
-            h = history
-            bar.set_postfix(d_loss=f"{h['d_loss'][-1]:.3f}", g_loss=f"{h['g_loss'][-1]:.3f}",
-                            D_x=f"{h['d_real'][-1]:.2f}", D_G_z=f"{h['d_fake'][-1]:.2f}")
-        if due_sample and distributed.is_rank0():
-            from .plot import save_samples
-            save_samples(generate(G, z_fixed), out / "samples" / f"step_{done:07d}.png")
-        if evaluate and ((cfg.eval_every and done % cfg.eval_every == 0) or done == total):
-            _flush(pending, history, done, out)
+        due = _due(cfg, done, total, files.out is not None, evaluate is not None)
+        if due or callback:  # read the losses back (NaN check) before anything is written
+            log.flush(done)
+            bar.set_postfix(**log.postfix())
+        if "sample" in due:
+            files.save_samples(done, z_fixed)
+        if "eval" in due:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 values = evaluate(G)  # its random draws do not shift training's RNG
-            if _record_eval(history, done, values, cfg.best_metric):
-                save(done, "best.pt")
-        if due_ckpt:
-            save(done)
+            if log.record_eval(done, values, cfg.best_metric):
+                files.save(done, history, "best.pt")
+        if "ckpt" in due:
+            files.save(done, history)
         if callback:
             callback(done, G, D, history)
     bar.close()
-    if out and start < total:
-        save(total)
-        if distributed.is_rank0():
-            _write_outputs(out, G, z_fixed, history)
+    if start < total:
+        files.finish(total, history, z_fixed)
     return history
+
+
+def _due(cfg: TrainConfig, done: int, total: int, writing: bool, evaluating: bool) -> set:
+    """What happens after step `done`: "log" (read the losses back), "sample", "eval",
+    "ckpt". Every step's losses are read back before anything that uses them."""
+    every = {"log": cfg.log_every,
+             "sample": cfg.sample_every if writing else 0,
+             "ckpt": cfg.ckpt_every if writing else 0,
+             "eval": cfg.eval_every if evaluating else 0}
+    due = {name for name, n in every.items() if n and done % n == 0}
+    if done == total:  # the end: the last losses, and the final evaluation
+        due |= {"log", "eval"} if evaluating else {"log"}
+    return due
 
 
 def _check_data(G, batches, z_fixed):
@@ -302,43 +271,3 @@ def _check_data(G, batches, z_fixed):
     if torch.is_tensor(x) and x.dim() == 4:
         check_images(x)
     return shape
-
-
-def _record_eval(history, step, values: dict, best_metric) -> bool:
-    """Append evaluation results to history["eval"]; True when `best_metric` improved."""
-    ev = history.setdefault("eval", {"step": []})
-    ev["step"].append(step)
-    for k, v in values.items():
-        ev.setdefault(k, []).append(float(v))
-    if best_metric is None:
-        return False
-    if best_metric not in values:
-        raise KeyError(f"best_metric {best_metric!r} is not among evaluate's results "
-                       f"{sorted(values)}")
-    return ev[best_metric][-1] <= min(ev[best_metric])
-
-
-def _flush(pending, history, done, out):
-    if not pending:
-        return
-    stats = distributed.all_mean(torch.stack(pending)).cpu()  # (n, 4), mean over ranks: one sync
-    first = done - len(pending) + 1
-    if not torch.isfinite(stats).all():
-        bad = first + int((~torch.isfinite(stats)).any(1).nonzero()[0])
-        kept = f" The last good checkpoint {out / 'last.pt'} is untouched." if out else ""
-        raise TrainingDiverged(f"a loss became NaN/inf at step {bad} (d_loss, g_loss = "
-                               f"{stats[bad - first, 0]:.4g}, {stats[bad - first, 1]:.4g})."
-                               f"{kept} Lower the learning rates, check the data range, "
-                               "or resume from the checkpoint with another seed.")
-    history["step"] += list(range(first, done + 1))
-    for i, key in enumerate(("d_loss", "g_loss", "d_real", "d_fake")):
-        history[key] += stats[:, i].tolist()
-    pending.clear()
-
-
-def _write_outputs(out: Path, G, z_fixed, history) -> None:
-    from .plot import plot_history, save_figure, save_samples
-    save_samples(generate(G, z_fixed), out / "samples.png")
-    save_figure(plot_history(history), out / "losses.png")
-    atomic_write(out / "history.json",
-                 lambda tmp: Path(tmp).write_text(json.dumps(history)))

@@ -26,12 +26,13 @@ TESTS = {
     "losses": ["test_losses.py"],
     "checkpoint": ["test_checkpoint.py"],
     "training": ["test_train.py", "test_resume.py", "test_precision.py"],
+    "history": ["test_train.py"],
+    "run_files": ["test_train.py", "test_resume.py", "test_cli.py"],
     "sampling": ["test_train.py", "test_cli.py"],
     "data": ["test_data.py"],
     "metrics": ["test_metrics.py"],
     "models": ["test_models.py"],
     "__main__": ["test_cli.py"],
-    "cli": ["test_cli.py"],
 }
 
 

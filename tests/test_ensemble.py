@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ganlib.checkpoint import CheckpointError
-from ganlib.ensemble import (Trials, build_ensemble, ensemble_step, train_toy_ensemble,
-                             trial_models, trial_seeds)
+from ganlib.ensemble import ensemble_step, train_toy_ensemble
+from ganlib.trials import Trials, build_ensemble, trial_models, trial_seeds
 from ganlib.losses import get_loss
 from ganlib.mixtures import mixture, reference_points, sample_mixture, trial_data
 from ganlib.mode_metrics import mixture_metrics, point_recall, summarize

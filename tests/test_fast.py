@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ganlib import build_models, get_loss
-from ganlib.ensemble import build_ensemble, ensemble_step, train_toy_ensemble
+from ganlib.ensemble import ensemble_step, train_toy_ensemble
+from ganlib.trials import build_ensemble
 from ganlib.fast import _restored, compilable, compile_forward, fast_step
 from ganlib.models import MLPDiscriminator, MLPGenerator
 from ganlib.optim import make_adam

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from ganlib import MODELS, TrainConfig, build_models, load_checkpoint, train
-from ganlib.ensemble import (build_ensemble, ensemble_step, train_toy_ensemble, trial_models,
-                             trial_seeds)
+from ganlib.ensemble import ensemble_step, train_toy_ensemble
+from ganlib.trials import build_ensemble, trial_models, trial_seeds
 from ganlib.losses import get_loss
 from ganlib.metrics import class_histogram, classifier_score, fid, precision_recall
 from ganlib.models import Packed

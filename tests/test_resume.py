@@ -13,7 +13,6 @@ from ganlib import checkpoint as ckpt_io
 from ganlib.models import MLPDiscriminator, MLPGenerator
 
 SHAPE = (1, 8, 8)
-import ganlib.training as train_module  # noqa: E402  (the module; ganlib.train is the function)
 
 
 class MovedToGPU:
@@ -101,7 +100,7 @@ def test_resume_from_a_checkpoint_loaded_onto_the_gpu_equals_the_uninterrupted_r
         ck = load(path, map_location)
         return {**ck, "rng": moved(ck["rng"])}
 
-    monkeypatch.setattr(train_module.ckpt_io, "load_checkpoint", load_onto_gpu)
+    monkeypatch.setattr(ckpt_io, "load_checkpoint", load_onto_gpu)  # as ganlib.run_files calls it
     G, D = _models(seed=1)
     h = train(G, D, _data(), _config(tmp_path / "half", 6), resume=True)
     assert _same_state(G, G_full) and _same_state(D, D_full) and h == h_full
