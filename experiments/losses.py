@@ -38,7 +38,7 @@ from ganlib.metrics import embed, generate_many, image_metrics
 from ganlib.mode_metrics import N_MIXTURE, mixture_metrics, summarize
 from ganlib.models import DCGANDiscriminator, DCGANGenerator
 from ganlib.toy_models import ToyDiscriminator, ToyGenerator
-from record import stamp, write_section  # this folder: one record for every result file
+from record import add_common_arguments, stamp, write_section  # this folder: one record for every result file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "losses.json"
 LOSSES = ("bce", "lsgan")
@@ -123,7 +123,7 @@ def run_mnist(args) -> dict:
             print(f"mnist {loss:5s} seed {seed}: " + ", ".join(
                 f"{k} {metrics[k]:.3f}" for k in MNIST_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
                 flush=True)
-    cfg = asdict(mnist_config("<loss>", "<seed>", args.steps))
+    cfg = {**asdict(mnist_config("bce", 0, args.steps)), "loss": "<loss>", "seed": "<seed>"}
     return {
         "what": "BCE (non-saturating) vs LSGAN (0/1/1) on MNIST, final generators",
         "command": "python experiments/losses.py " + " ".join(sys.argv[1:]),
@@ -187,7 +187,8 @@ def run_mixture(args) -> dict:
         "command": "python experiments/losses.py " + " ".join(sys.argv[1:]),
         "budget": {"name": "quick" if args.quick else "full", "steps": args.steps,
                    "seeds": args.seeds},
-        "settings": {"train_config": asdict(toy_config(kind, "<loss>", "<seed>", args.steps)),
+        "settings": {"train_config": {**asdict(toy_config(kind, "bce", 0, args.steps)),
+                                      "loss": "<loss>", "seed": "<seed>"},
                      "models": f"ToyGenerator(hidden={TOY_HIDDEN}, depth=3), "
                                f"ToyDiscriminator(hidden={TOY_HIDDEN}, depth=2, pieces=5)",
                      "hidden": TOY_HIDDEN, "losses": list(LOSSES), "seeds": list(range(args.seeds)),
@@ -203,16 +204,11 @@ def run_mixture(args) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("command", choices=("mnist", "ring", "grid"))
-    p.add_argument("--seeds", type=int, default=5, help="runs (seeds) per loss")
+    add_common_arguments(p, RESULTS, seeds=5)
     p.add_argument("--steps", type=int, default=None,
                    help="generator steps per run (default 1000 MNIST, 4000 ring/grid)")
     p.add_argument("--n-eval", type=int, default=5000, help="MNIST: generated and real "
                    "images per measurement")
-    p.add_argument("--noise-seed", type=int, default=12345, help="evaluation noise")
-    p.add_argument("--root", default=None, help="MNIST folder (default $GANLIB_DATA)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--quick", action="store_true", help="a smoke test: few steps and seeds")
-    p.add_argument("--out", type=Path, default=RESULTS, help="JSON file to update")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:

@@ -10,6 +10,7 @@ beside its own settings and numbers.
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import platform
@@ -63,3 +64,14 @@ def write_section(path: Path, name: str | None, section: dict) -> None:
     if name:
         results[name] = section
     atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results if name else section)))
+
+
+def add_common_arguments(p: argparse.ArgumentParser, results: Path, seeds: int) -> None:
+    """The flags every multi-seed experiment shares: --seeds, --noise-seed, --root,
+    --threads, --quick and --out (`results`, the JSON file whose section it replaces)."""
+    p.add_argument("--seeds", type=int, default=seeds, help="runs (seeds) per configuration")
+    p.add_argument("--noise-seed", type=int, default=12345, help="evaluation noise")
+    p.add_argument("--root", default=None, help="MNIST folder (default $GANLIB_DATA)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--quick", action="store_true", help="a smoke test: few steps and seeds")
+    p.add_argument("--out", type=Path, default=results, help="JSON file to update")

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from losses import (MIXTURE_METRICS, MNIST_METRICS, MNIST_WIDTH, N_POINTS,  # noqa: E402
                     TOY_HIDDEN, final_state, mnist_models, mnist_reference, summarise_by_loss,
                     toy_models)
-from record import dumps, stamp, write_section  # noqa: E402  (one record for every result file)
+from record import add_common_arguments, stamp, write_section  # noqa: E402  (one record for every result file)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "wgan.json"
 DEFAULT_STEPS = {"ring": 4000, "grid": 4000, "mnist": 1000}
@@ -124,7 +124,7 @@ def spearman(xs, ys) -> float:
 
 def run_mixture(args, kind: str) -> dict:
     data = ganlib.load_dataset(kind)  # 100,000 points, PacGAN's settings
-    runs, start = [], time.perf_counter()
+    runs = []
     for seed in seeds(args):
         for method in METHODS:
             t0 = time.perf_counter()
@@ -155,7 +155,7 @@ def run_mnist(args) -> dict:
     g = torch.Generator().manual_seed(1)
     x_track = data.x[torch.randperm(len(data.x), generator=g)[:args.n_track_real]]
     evaluate = fid_evaluator(x_track, n=args.n_track)  # FID during training (train digits)
-    runs, start = [], time.perf_counter()
+    runs = []
     for seed in seeds(args):
         for method in METHODS:
             t0 = time.perf_counter()
@@ -198,7 +198,7 @@ def section(args, kind, runs, metrics, data, settings) -> dict:
         "budget": {"name": "quick" if args.quick else "full" if full else "reduced",
                    "steps": args.steps, "seeds": args.seeds, "n_critic": N_CRITIC,
                    "default_steps": DEFAULT_STEPS[kind], "default_seeds": DEFAULT_SEEDS},
-        "settings": {"train_config": {m: asdict(config(kind, m, "<seed>", args.steps))
+        "settings": {"train_config": {m: {**asdict(config(kind, m, 0, args.steps)), "seed": "<seed>"}
                                       for m in METHODS},
                      "spectral_norm": [m for m in METHODS if METHODS[m][1]],
                      "methods": list(METHODS), "seeds": list(seeds(args)),
@@ -214,7 +214,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("command", nargs="+", choices=("ring", "grid", "mnist"),
                    help="the sections to run, one after the other")
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="runs (seeds) per method")
+    add_common_arguments(p, RESULTS, seeds=DEFAULT_SEEDS)
     p.add_argument("--steps", type=int, default=None,
                    help="generator steps per run (default 4000 ring/grid, 1000 MNIST)")
     p.add_argument("--n-eval", type=int, default=5000, help="MNIST: generated and real "
@@ -225,11 +225,6 @@ def main(argv=None):
                    "the FID during training compares with")
     p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, "
                    "...: to split one section's runs over processes (merge the sections' runs)")
-    p.add_argument("--noise-seed", type=int, default=12345, help="evaluation noise")
-    p.add_argument("--root", default=None, help="MNIST folder (default $GANLIB_DATA)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--quick", action="store_true", help="a smoke test: few steps and seeds")
-    p.add_argument("--out", type=Path, default=RESULTS, help="JSON file to update")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:

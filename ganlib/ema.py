@@ -9,7 +9,6 @@ chapter 10 (GANs in practice).
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 

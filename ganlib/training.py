@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from . import models
-from .data import ImageData, check_images, make_batches
+from .batches import make_batches
+from .data import ImageData, check_images
 from .fast import fast_step
-from .history import StepLog, TrainingDiverged, new_history  # noqa: F401 (re-exported)
+from .history import StepLog, new_history
 from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
 from .lipschitz import check_critic, clip_weights  # chapter 8
 from .optim import make_adam

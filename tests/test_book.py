@@ -418,3 +418,16 @@ def test_train_converged_script_saves_float16_generators_with_a_record(tmp_path)
     from ganlib.models import MLPBNGenerator
     G = MLPBNGenerator()
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+
+
+import execute_book  # noqa: E402  (scripts/execute_book.py)
+
+
+def test_execute_book_runs_every_notebook_of_the_book_into_the_builds_cache():
+    """CI runs scripts/execute_book.py before the build, so that the build only renders: it
+    must take every notebook in book/ (a missed chapter would be executed by the build
+    alone, slowly) and write to the cache path myst-nb reads, `_build/.jupyter_cache`."""
+    assert sorted(execute_book.notebooks()) == sorted(BOOK.glob("*.ipynb"))
+    assert execute_book.CACHE == ROOT / "_build" / ".jupyter_cache"
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "cache"  # the build reads that cache

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganlib.checkpoint import CheckpointError
-from ganlib.ensemble import ensemble_step, train_toy_ensemble
+from ganlib.ensemble import train_toy_ensemble
 from ganlib.trials import Trials, build_ensemble, trial_models, trial_seeds
 from ganlib.losses import get_loss
 from ganlib.mixtures import mixture, reference_points, sample_mixture, trial_data
@@ -17,7 +17,8 @@ from ganlib.mode_metrics import mixture_metrics, point_recall, summarize
 from ganlib.models import Packed
 from ganlib.toy_models import (MinibatchStdDev, PacGANBatchNorm, ToyDiscriminator,
                                ToyGenerator)
-from ganlib.training import d_step, g_step, make_adam
+from ganlib.optim import make_adam
+from trials_check import train_side_by_side  # tests/
 
 
 def _singles(T, pack, mbstd, init_std, batchnorm="torch", seed=0):
@@ -55,20 +56,10 @@ def test_ensemble_matches_separately_trained_models(opt, loss_name, pack, mbstd,
     _assert_same(G, D, singles, atol=0)  # the same start
     make = ((lambda m: torch.optim.SGD(m.parameters(), lr=0.01)) if opt == "sgd"
             else (lambda m: make_adam(m, 1e-3, (0.8, 0.999))))
-    opt_G, opt_D = make(G), make(D)
-    opts = [(make(g), make(d)) for g, d in singles]
-    loss = get_loss(loss_name)
     gen = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        x_real = torch.randn(T, B, 2, generator=gen, dtype=dtype)
-        z = torch.randn(T, B, 2, generator=gen, dtype=dtype)
-        d_losses, g_losses = ensemble_step(G, D, opt_G, opt_D, loss, x_real, z)
-        for t, ((g, d), (og, od)) in enumerate(zip(singles, opts)):
-            x_fake = g(z[t])
-            d_loss, _, _ = d_step(d, od, loss, x_real[t], x_fake.detach())
-            g_loss = g_step(d, og, loss, x_fake)
-            assert math.isclose(d_loss.item(), d_losses[t].item(), rel_tol=1e-5)
-            assert math.isclose(g_loss.item(), g_losses[t].item(), rel_tol=1e-5)
+    draw = lambda: (torch.randn(T, B, 2, generator=gen, dtype=dtype),  # x_real, z
+                    torch.randn(T, B, 2, generator=gen, dtype=dtype))
+    train_side_by_side(G, D, singles, make, get_loss(loss_name), draw, steps)
     atol = 1e-5 if opt == "sgd" else 1e-4  # ganlib's step computes its losses in float32
     _assert_same(G, D, singles, atol)  # weights, BatchNorm running statistics, step counts
     G.eval()

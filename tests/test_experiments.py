@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
+import losses as losses_experiment  # noqa: E402
 import mode_collapse  # noqa: E402
 import run_all  # noqa: E402
+import wgan as wgan_experiment  # noqa: E402
 
 
 def option(args: list[str], flag: str) -> list[str]:
@@ -107,3 +109,19 @@ def test_every_committed_result_file_has_the_one_record():
             assert set(sec["machine"]) == {"cpu", "threads", "cuda"}, path.name
             assert set(sec["versions"]) == {"python", "torch", "ganlib"}, path.name
             assert sec["wall_seconds"] > 0 and sec["date"] and record.describe(sec)
+
+
+@pytest.mark.parametrize("script", [losses_experiment, wgan_experiment], ids=["losses", "wgan"])
+def test_the_chapter_experiments_write_their_ring_section(script, tmp_path):
+    """`experiments/losses.py ring --quick` and `experiments/wgan.py ring --quick` run end to
+    end and write a section in the schema the chapters read (the settings record the
+    placeholders "<seed>" beside a real TrainConfig's fields)."""
+    out = tmp_path / "results.json"
+    script.main(["ring", "--quick", "--seeds", "1", "--steps", "3", "--out", str(out)])
+    sec = json.loads(out.read_text())["ring"]
+    assert sec["budget"]["name"] == "quick" and sec["budget"]["steps"] == 3
+    assert {"machine", "versions", "date", "wall_seconds"} <= sec.keys()
+    configs = sec["settings"]["train_config"]
+    configs = configs.values() if "seed" not in configs else [configs]
+    assert all(c["seed"] == "<seed>" and c["num_steps"] == 3 for c in configs)
+    assert sec["runs"] and all(0 <= r["metrics"]["modes"] <= 8 for r in sec["runs"])

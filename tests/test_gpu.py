@@ -11,19 +11,19 @@ machine, one command runs them all (minutes, most of them compiling):
 from __future__ import annotations
 
 import functools
-import math
 
 import pytest
 import torch
 
 from ganlib import MODELS, TrainConfig, build_models, load_checkpoint, train
-from ganlib.ensemble import ensemble_step, train_toy_ensemble
+from ganlib.ensemble import train_toy_ensemble
 from ganlib.trials import build_ensemble, trial_models, trial_seeds
 from ganlib.losses import get_loss
 from ganlib.metrics import class_histogram, classifier_score, fid, precision_recall
 from ganlib.models import Packed
 from ganlib.optim import make_adam
-from ganlib.training import d_step, g_step, train_step
+from ganlib.training import train_step
+from trials_check import train_side_by_side  # tests/
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -230,19 +230,10 @@ def test_the_ensemble_equals_separate_runs_on_cuda(opt, pack):
     G.to(CUDA), D.to(CUDA)
     make = ((lambda m: torch.optim.SGD(m.parameters(), lr=0.01)) if opt == "sgd"
             else (lambda m: make_adam(m, 1e-3, (0.8, 0.999))))
-    opt_G, opt_D = make(G), make(D)
-    opts = [(make(g), make(d)) for g, d in singles]
     gen = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        x_real = torch.randn(T, B * pack, 2, generator=gen, dtype=dtype).to(CUDA)
-        z = torch.randn(T, B * pack, 2, generator=gen, dtype=dtype).to(CUDA)
-        d_losses, g_losses = ensemble_step(G, D, opt_G, opt_D, loss, x_real, z)
-        for t, ((g, d), (og, od)) in enumerate(zip(singles, opts)):
-            x_fake = g(z[t])
-            d_loss, _, _ = d_step(d, od, loss, x_real[t], x_fake.detach())
-            g_loss = g_step(d, og, loss, x_fake)
-            assert math.isclose(d_loss.item(), d_losses[t].item(), rel_tol=1e-5)
-            assert math.isclose(g_loss.item(), g_losses[t].item(), rel_tol=1e-5)
+    draw = lambda: (torch.randn(T, B * pack, 2, generator=gen, dtype=dtype).to(CUDA),  # x_real
+                    torch.randn(T, B * pack, 2, generator=gen, dtype=dtype).to(CUDA))  # z
+    train_side_by_side(G, D, singles, make, loss, draw, steps)
     G.eval()
     z = torch.randn(T, 24, 2, generator=gen, dtype=dtype).to(CUDA)
     with torch.no_grad():

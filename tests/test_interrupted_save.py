@@ -10,9 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-import torch
-
 import ganlib
 from ganlib import load_checkpoint
 

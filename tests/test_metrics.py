@@ -12,7 +12,7 @@ from ganlib.classifier import (CLASSIFIERS, ClassifierError, SmallCNN, accuracy,
                                load_classifier, save_classifier)
 from ganlib.data import (DataUnavailable, data_root, load_mnist_sample, load_torchvision,
                          stacked_mnist)
-from ganlib.mixtures import grid_means, grid_of_gaussians, ring_means, ring_of_gaussians
+from ganlib.mixtures import grid_of_gaussians, ring_means, ring_of_gaussians
 from ganlib.inception import InceptionUnavailable, inception_fid
 from ganlib.metrics import (Embedding, class_histogram, classes_covered, classifier_score, embed,
                             fid, fid_evaluator, frechet_distance, frechet_distance_from_stats,

@@ -2,8 +2,6 @@
 each checks a behaviour the module tests left open."""
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 

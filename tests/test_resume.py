@@ -3,8 +3,6 @@ wherever `map_location` put them), and a resumed run equal to an uninterrupted o
 every precision policy. The CUDA half of these checks is in tests/test_gpu.py."""
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
