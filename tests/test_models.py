@@ -224,3 +224,19 @@ def test_dcgan_and_the_generator_base_live_in_their_modules():
     assert DCGANGenerator.__module__ == "ganlib.dcgan" and Generator.__module__ == "ganlib.generator"
     assert ganlib.models.DCGANGenerator is DCGANGenerator  # still importable from models
     assert issubclass(DCGANGenerator, Generator)
+
+
+def test_every_registered_network_has_the_layers_on_record():
+    """Each model of `MODELS`, layer by layer as PyTorch prints it (sizes, activation slopes,
+    BatchNorm momentum and eps, dropout rates) and its parameter count, against
+    tests/architectures.json: a changed network fails here. After a deliberate change,
+    rewrite the file with `python tests/architectures.py` and review its diff."""
+    import json
+
+    from architectures import FILE, architectures  # tests/architectures.py
+    expected, actual = json.loads(FILE.read_text()), architectures()
+    assert actual.keys() == expected.keys()
+    for key in expected:
+        assert actual[key] == expected[key], (
+            f"{key} differs from tests/architectures.json; if intended, run "
+            "`python tests/architectures.py` and review the diff")
