@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 FILE = HERE / "architectures.json"
 # name -> the data shapes it is built for here (each size it supports, in colour where it can)
 SHAPES = {"mlp": [(1, 28, 28)], "mlp-bn": [(1, 28, 28)], "conv32": [(3, 32, 32)],
-          "upsample64": [(3, 64, 64)], "dcgan": [(1, 28, 28), (3, 32, 32), (3, 64, 64)],
+          "upsample64": [(1, 64, 64), (3, 64, 64)], "dcgan": [(1, 28, 28), (3, 32, 32), (3, 64, 64)],
           "toy": [(2,)], "cgan-mlp": [(1, 28, 28)]}
 
 

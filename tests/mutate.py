@@ -52,6 +52,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-children", type=int, default=2, help="parallel test workers")
     p.add_argument("--sample", type=int, help="test this many mutants per module, at random")
     p.add_argument("--seed", type=int, default=0, help="the sample's seed")
+    p.add_argument("--retest", action="store_true", help="with --sample: test again only "
+                   "the sampled mutants not yet killed and not listed as equivalent (after "
+                   "new tests), keep the others' results")
     args = p.parse_args(argv)
     tests = sorted({f"tests/{t}" for m in args.modules for t in TESTS[m]}
                    | {"tests/test_mutation_kills.py"})
@@ -85,7 +88,13 @@ def main(argv=None) -> int:
             mine = sorted(n for n in names if n.startswith(f"ganlib.{m}."))
             chosen += random.Random(f"{args.seed}-{m}").sample(mine, min(args.sample, len(mine)))
         print(f"sampled {len(chosen)} of {len(names)} mutants", flush=True)
-        subprocess.run([*run, *chosen], cwd=WORK)
+        if args.retest:  # mutmut reruns every mutant it is given by name
+            status = dict(_results(mutmut))
+            skip = _equivalent()
+            chosen_now = [n for n in chosen
+                          if status.get(n) not in ("killed", "timeout") and n not in skip]
+            print(f"testing again the {len(chosen_now)} not killed", flush=True)
+        subprocess.run([*run, *(chosen_now if args.retest else chosen)], cwd=WORK)
         picked = set(chosen)
         rows = [(n, s) for n, s in _results(mutmut) if n in picked]
     else:

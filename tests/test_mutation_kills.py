@@ -190,3 +190,140 @@ def test_sample_rebuilds_g_from_a_checkpoint_written_before_networks_were_record
     assert main(["sample", "--ckpt", str(tmp_path / "old.pt"), "--n", "4",
                  "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").is_file()
+
+
+def test_load_dataset_stacks_the_mnist_read_from_the_root_given(tmp_path, monkeypatch):
+    # "stacked-mnist" stacks the torchvision MNIST under `root` (not the default root).
+    import ganlib.data as data_module
+    _fake_torchvision_mnist(tmp_path, "MNIST")
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(data_module, "stacked_mnist", lambda mnist: mnist)  # what it stacks
+    mnist = data_module.load_dataset("stacked-mnist", root=tmp_path)
+    assert mnist.source == f"torchvision mnist ({tmp_path})" and mnist.y.tolist() == list(range(6))
+
+
+def test_a_run_resumed_with_g_ema_ends_with_the_uninterrupted_average(tmp_path):
+    # The moving average of G is saved in last.pt and resumes exactly (chapter 10).
+    from ganlib import TrainConfig, train
+    from ganlib.ema import ema_model
+    from ganlib.models import MLPDiscriminator, MLPGenerator
+    shape = (1, 8, 8)
+    x = torch.rand(64, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def run(out, steps, resume=False):
+        torch.manual_seed(0)
+        G, D = MLPGenerator(8, shape), MLPDiscriminator(shape)
+        G_ema = ema_model(G, 0.9)
+        cfg = TrainConfig(model="mlp", batch_size=16, num_steps=steps, progress=False,
+                          device="cpu", out_dir=str(out), sample_every=0)
+        train(G, D, x, cfg, resume=resume, G_ema=G_ema)
+        return G_ema.state_dict()
+
+    full = run(tmp_path / "full", 6)
+    run(tmp_path / "half", 3)
+    resumed = run(tmp_path / "half", 6, resume=True)
+    assert full.keys() == resumed.keys()
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_every_command_and_flag_has_help_text():
+    # `python -m ganlib --help` says what each command does; every flag of both commands
+    # has a help line (train's come from TrainConfig's field comments).
+    import argparse
+    from ganlib.__main__ import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert helps == {"train": "train a GAN; writes samples.png, losses.png, history.json and "
+                              "last.pt into --out",
+                     "sample": "write a grid of samples from a checkpoint"}
+    for name in ("train", "sample"):
+        for action in sub.choices[name]._actions:
+            assert action.help and action.help.strip(), (name, action.option_strings)
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_the_progress_bar_shows_the_last_losses_and_d_outputs():
+    from ganlib.history import StepLog, new_history
+    log = StepLog(new_history(), probabilities=False)
+    log.add(torch.tensor(1.25), torch.tensor(0.5), torch.tensor([[0.75]]), torch.tensor([[0.125]]))
+    log.flush(1)
+    assert log.postfix() == {"d_loss": "1.250", "g_loss": "0.500", "D_x": "0.75",
+                             "D_G_z": "0.12"}
+
+
+def test_train_step_and_d_step_default_to_trainconfigs_settings():
+    # Whoever calls d_step / train_step directly (the chapters do) gets the run's defaults:
+    # in the signatures, and in what a step does when they are left out.
+    import copy
+    import inspect
+    from ganlib import TrainConfig
+    from ganlib.optim import make_adam
+    from ganlib.training import d_step, train_step
+    cfg = TrainConfig()
+    for fn in (d_step, train_step):
+        params = inspect.signature(fn).parameters
+        for name in ("gp_weight", "clip_value", "r1_weight"):
+            assert params[name].default == getattr(cfg, name), (fn.__name__, name)
+    from ganlib.models import MLPDiscriminator, MLPGenerator
+    torch.manual_seed(0)
+    G, D = MLPGenerator(8, (1, 8, 8)), MLPDiscriminator((1, 8, 8))
+    x_real = torch.rand(4, 1, 8, 8) * 2 - 1
+    results = []
+    for explicit in (False, True):
+        G1, D1 = copy.deepcopy(G), copy.deepcopy(D)
+        opts = make_adam(G1, 1e-3, (0.5, 0.9)), make_adam(D1, 1e-3, (0.5, 0.9))
+        kw = dict(gp_weight=cfg.gp_weight, clip_value=cfg.clip_value,
+                  r1_weight=cfg.r1_weight) if explicit else {}
+        torch.manual_seed(1)
+        results.append(train_step(G1, D1, *opts, get_loss("wgan-gp"), [x_real], **kw)[0])
+    assert torch.equal(results[0], results[1])  # the same D loss, penalty included
+
+
+def test_the_steps_score_a_conditional_d_at_the_labels_given():
+    # Chapter 9: D(x, y) scores pairs; d_step and g_step pass the labels through, and
+    # train_step draws one label per fake.
+    from ganlib import build_models, get_loss
+    from ganlib.optim import make_adam
+    from ganlib.training import d_step, g_step, train_step
+    torch.manual_seed(0)
+    G, D = build_models("cgan-mlp", (1, 28, 28))
+    loss = get_loss("bce")
+    x_real, y_real = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8) % 10
+    y_fake = (torch.arange(8) + 3) % 10
+    x_fake = G(G.sample_z(8), y_fake).detach()
+    with torch.no_grad():
+        want_real, want_fake = D(x_real, y_real), D(x_fake, y_fake)
+    opt_G, opt_D = make_adam(G, 1e-4, (0.5, 0.999)), make_adam(D, 1e-4, (0.5, 0.999))
+    _, real_logits, fake_logits = d_step(D, opt_D, loss, x_real, x_fake, y_real=y_real,
+                                         y_fake=y_fake)
+    assert torch.allclose(real_logits, want_real) and torch.allclose(fake_logits, want_fake)
+    x_fake = G(G.sample_z(8), y_fake)
+    with torch.no_grad():
+        want = loss.g_loss(D(x_fake, y_fake))
+    assert torch.allclose(g_step(D, opt_G, loss, x_fake, y_fake=y_fake), want)
+    d_loss, g_loss, real_logits, fake_logits = train_step(G, D, opt_G, opt_D, loss,
+                                                         [(x_real, y_real)])
+    assert real_logits.shape == fake_logits.shape == (8, 1)
+    assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
+
+
+def test_get_loss_gives_each_objective_its_generator_loss_with_or_without_smoothing():
+    # bce is the non-saturating loss, -log D(G(z)); minimax the saturating log(1 - D(G(z))).
+    from torch.nn.functional import softplus
+    # One-sided label smoothing (real_label < 1) changes D's targets only, never G's loss.
+    logits = torch.tensor([[-2.0], [0.5], [3.0]])
+    for real_label in (1.0, 0.9):
+        bce, minimax = get_loss("bce", real_label=real_label), get_loss("minimax", real_label=real_label)
+        assert torch.allclose(bce.g_loss(logits), softplus(-logits).mean()), real_label
+        assert torch.allclose(minimax.g_loss(logits), -softplus(logits).mean()), real_label
+
+
+def test_check_images_names_nan_and_inf():
+    from ganlib.data import check_images
+    for bad in (float("nan"), float("inf")):
+        x = torch.zeros(2, 1, 4, 4)
+        x[1, 0, 2, 2] = bad
+        with pytest.raises(ValueError, match="^images contain NaN or inf values$"):
+            check_images(x)
