@@ -89,6 +89,17 @@ def final_state(history: dict, frac: float = 0.1) -> dict:
     return {k: sum(history[k][-tail:]) / tail for k in ("d_loss", "g_loss", "d_real", "d_fake")}
 
 
+def mixture_run(G, history: dict, kind: str, noise_seed: int, t0: float) -> dict:
+    """One finished run on a 2-D mixture, as the result files keep it: the mode metrics of
+    `N_MIXTURE` samples (fixed noise), the final losses, the seconds since `t0` and the
+    first `N_POINTS` samples for the scatter plots."""
+    x = generate_many(G, N_MIXTURE, seed=noise_seed)  # (2500, 2)
+    m = mixture_metrics(x, kind)
+    return {"metrics": {k: float(m[k]) for k in (*MIXTURE_METRICS, "num_modes")},
+            "final": final_state(history), "seconds": time.perf_counter() - t0,
+            "points": [[round(v, 3) for v in p] for p in x[:N_POINTS].tolist()]}
+
+
 def measure_mnist(G, x_ref, n_fake: int, noise_seed: int) -> dict:
     """`ganlib.image_metrics` of `n_fake` samples (fixed noise) against `x_ref`."""
     x_fake = generate_many(G, n_fake, seed=noise_seed)  # (n_fake, 1, 28, 28)
@@ -173,12 +184,9 @@ def run_mixture(args) -> dict:
             ganlib.seed_everything(seed)
             G, D = toy_models()
             history = ganlib.train(G, D, data, cfg)
-            x = generate_many(G, N_MIXTURE, seed=args.noise_seed)  # (2500, 2)
-            m = mixture_metrics(x, kind)
-            metrics = {k: float(m[k]) for k in (*MIXTURE_METRICS, "num_modes")}
-            runs.append({"loss": loss, "seed": seed, "metrics": metrics,
-                         "final": final_state(history), "seconds": time.perf_counter() - t0,
-                         "points": [[round(v, 3) for v in p] for p in x[:N_POINTS].tolist()]})
+            runs.append({"loss": loss, "seed": seed,
+                         **mixture_run(G, history, kind, args.noise_seed, t0)})
+            metrics = runs[-1]["metrics"]
             print(f"{kind} {loss:5s} seed {seed}: " + ", ".join(
                 f"{k} {metrics[k]:.3f}" for k in MIXTURE_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
                 flush=True)

@@ -42,12 +42,12 @@ import torch
 import ganlib
 from ganlib.lipschitz import spectral_norm, without_batch_norm
 from ganlib.metrics import embed, fid_evaluator, generate_many, image_metrics
-from ganlib.mode_metrics import N_MIXTURE, mixture_metrics
+from ganlib.mode_metrics import N_MIXTURE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from losses import (MIXTURE_METRICS, MNIST_METRICS, MNIST_WIDTH, N_POINTS,  # noqa: E402
-                    TOY_HIDDEN, final_state, mnist_models, mnist_reference, summarise_by_loss,
-                    toy_models)
+                    TOY_HIDDEN, final_state, mixture_run, mnist_models, mnist_reference,
+                    summarise_by_loss, toy_models)
 from record import add_common_arguments, stamp, write_section  # noqa: E402  (one record for every result file)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "wgan.json"
@@ -130,12 +130,9 @@ def run_mixture(args, kind: str) -> dict:
             t0 = time.perf_counter()
             G, D = models(kind, method, seed)
             history = ganlib.train(G, D, data, config(kind, method, seed, args.steps))
-            x = generate_many(G, N_MIXTURE, seed=args.noise_seed)  # (2500, 2)
-            m = mixture_metrics(x, kind)
-            metrics = {k: float(m[k]) for k in (*MIXTURE_METRICS, "num_modes")}
-            runs.append({"method": method, "seed": seed, "metrics": metrics,
-                         "final": final_state(history), "seconds": time.perf_counter() - t0,
-                         "points": [[round(v, 3) for v in p] for p in x[:N_POINTS].tolist()]})
+            runs.append({"method": method, "seed": seed,
+                         **mixture_run(G, history, kind, args.noise_seed, t0)})
+            metrics = runs[-1]["metrics"]
             print(f"{kind} {method:7s} seed {seed}: " + ", ".join(
                 f"{k} {metrics[k]:.3f}" for k in MIXTURE_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
                 flush=True)
