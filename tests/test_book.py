@@ -322,7 +322,7 @@ def test_student_edition_checks_fail_on_the_unfilled_stubs(name, tmp_path, monke
 # taken from the text when the test was written, and chapters 3 to 7 may still hold values
 # that deserve a glue: prune them as they are converted; a stale entry fails the test below.)
 PROSE_NUMBERS = {
-    "01_introduction.md": "2 7 16 17 18 19",
+    "01_introduction.md": "2 10 16 17 18 19",
     "02_minimax.ipynb": "1 2 3",
     "03_first_gan.ipynb": "000 0 0.2 0.3 0.693 1 001 1.386 2 002 003 3 4 5 6 16 30 64 100 255 256 "
                           "784 5,000 60,000 94,000",
@@ -402,22 +402,39 @@ def test_every_glued_name_in_the_prose_is_glued_by_a_cell(path):
     assert not missing, f"{path.name} uses {sorted(missing)} in its text, but no cell glues them"
 
 
-@pytest.mark.slow
-def test_train_converged_script_saves_float16_generators_with_a_record(tmp_path):
-    # The real budget needs a GPU; --smoke trains 3 steps, enough to check the files.
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_converged.py"), "--out",
-                           str(tmp_path), "--smoke", "--only", "mlp_bn_mnist", "--device", "cpu"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    import torch
-    record = json.loads((tmp_path / "converged.json").read_text())
-    entry = record["mlp_bn_mnist"]
-    assert entry["smoke"] is True and entry["steps"] == 3 and entry["fid_mnist"] > 0
-    state = torch.load(tmp_path / "mlp_bn_mnist.pt", weights_only=True)
-    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
-    from ganlib.models import MLPBNGenerator
-    G = MLPBNGenerator()
-    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+def chapter_imports(path: Path) -> str:
+    """Every top-level import of a notebook's code cells (and the try/except blocks that
+    hold imports, such as the guarded `from myst_nb import glue`), as one script."""
+    import ast
+    parts = []
+    for cell in load_notebook(path)["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        code = "\n".join(l for l in cell_source(cell).splitlines() if not l.lstrip().startswith(("%", "!")))
+        for node in ast.parse(code).body:
+            holds_import = isinstance(node, ast.Try) and any(
+                isinstance(n, (ast.Import, ast.ImportFrom)) for n in node.body)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) or holds_import:
+                parts.append(ast.unparse(node))
+    return "\n".join(parts)
+
+
+def test_every_chapters_imports_work_without_myst_nb():
+    """Colab has no myst_nb: each chapter must guard `from myst_nb import glue`."""
+    scripts = {p.name: chapter_imports(p) for p in NOTEBOOKS}
+    assert "myst_nb" in scripts["02_minimax.ipynb"]  # the scanner sees the guarded import
+    driver = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["myst_nb"] = None  # any `import myst_nb` now raises ImportError
+        failed = {{}}
+        for name, code in {scripts!r}.items():
+            try:
+                exec(compile(code, name, "exec"), {{}})
+            except Exception as e:
+                failed[name] = f"{{type(e).__name__}}: {{e}}"
+        print(json.dumps(failed))
+    """)
+    assert run_driver(driver) == {}
 
 
 import execute_book  # noqa: E402  (scripts/execute_book.py)
