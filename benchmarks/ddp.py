@@ -107,7 +107,7 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
-    from ganlib.utils import cpu_name
+    from ganlib.book import cpu_name
     if args.device == "cpu":
         configs = [("1 process x 1 thread", 1, 1), ("2 processes x 1 thread", 2, 1),
                    ("1 process x 2 threads", 1, 2)]

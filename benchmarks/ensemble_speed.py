@@ -30,7 +30,7 @@ from ganlib.models import Packed
 from ganlib.toy_models import ToyDiscriminator, ToyGenerator
 from ganlib.optim import make_adam
 from ganlib.training import d_step, g_step
-from ganlib.utils import cpu_name
+from ganlib.book import cpu_name
 
 
 def _sync(device):

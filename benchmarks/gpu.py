@@ -41,7 +41,7 @@ import ganlib  # noqa: E402
 from ganlib.data import data_root, load_torchvision  # noqa: E402
 from ganlib.ensemble import train_toy_ensemble  # noqa: E402
 from ganlib.metrics import fid_evaluator  # noqa: E402
-from ganlib.utils import cpu_name  # noqa: E402
+from ganlib.book import cpu_name  # noqa: E402
 
 # The best MNIST recipe measured so far (experiments/results/losses.json: LSGAN beat BCE
 # with DCGAN at batch 64), at DCGAN's own width.

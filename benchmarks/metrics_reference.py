@@ -31,7 +31,8 @@ from ganlib.data import load_mnist_sample, load_torchvision  # noqa: E402
 from ganlib.metrics import (Embedding, class_histogram, classes_covered,  # noqa: E402
                             classifier_score, embed, frechet_distance, kl_to_uniform,
                             precision_recall)
-from ganlib.utils import atomic_write, cpu_name  # noqa: E402
+from ganlib.book import cpu_name  # noqa: E402
+from ganlib.checkpoint import atomic_write  # noqa: E402
 
 N = 10_000            # images per candidate set (fewer when the data has fewer)
 MISSING = 3           # the class left out / kept alone

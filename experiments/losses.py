@@ -1,6 +1,6 @@
 """BCE vs least squares (chapter 5): the same networks and budget, several seeds per loss.
 
-    python experiments/losses.py mnist [--seeds 5] [--steps 1000] [--root DATA]
+    python experiments/losses.py mnist [--seeds 5] [--steps 6000] [--width 16] [--root DATA]
     python experiments/losses.py ring  [--seeds 5] [--steps 4000]
     python experiments/losses.py grid  [--seeds 5] [--steps 4000]
     python experiments/losses.py mnist --quick --out /tmp/smoke.json   # a 1-minute smoke test
@@ -12,10 +12,15 @@ final generators and writes one section ("mnist", "ring" or "grid") of
 records the settings, the machine, the library versions, the wall time and every run's
 numbers, so chapter 5 can draw its table and figures from the file alone.
 
-- MNIST: DCGAN for 28x28 digits at a quarter of its usual width (16 base channels, so that
-  ten runs fit in minutes on one CPU thread), batch 64, Adam 2e-4
-  (beta1 = 0.5), 1,000 steps, measured with `ganlib.image_metrics` on 5,000 generated
-  digits against 5,000 held-out test digits (FID-MNIST, precision/recall, classes covered).
+- MNIST: DCGAN for 28x28 digits at a quarter of PyTorch's example's width (16 base
+  channels; `--width 32` for twice that, written to section "mnist-w32"), batch 64, Adam
+  2e-4 (beta1 = 0.5), 6,000 steps, measured with `ganlib.image_metrics` on 5,000 generated
+  digits against 5,000 held-out test digits (FID-MNIST, precision/recall, classes
+  covered). Every run is also evaluated during training (FID-MNIST of 1,000 fixed-noise
+  samples, every steps / 12), with G's gradient norm and D's mean logits at the same steps,
+  so the file shows where each run stopped improving and, for a collapsed run, why.
+  The section's "verdict" is BCE minus LSGAN per metric, with its standard error
+  (`ganlib.mode_metrics.compare`).
 - ring / grid: PacGAN's 2-D networks (`ganlib.toy_models.ToyGenerator`, `ToyDiscriminator`)
   at a third of their width (128 units; G 3 hidden layers, D 2), batch 100, Adam 1e-3
   (beta1 = 0.5), 4,000 steps: PacGAN's own budget (full-width networks, 20,000 steps, ten
@@ -26,6 +31,7 @@ numbers, so chapter 5 can draw its table and figures from the file alone.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -34,9 +40,10 @@ from pathlib import Path
 import torch
 
 import ganlib
-from ganlib.metrics import embed, generate_many, image_metrics
-from ganlib.mode_metrics import N_MIXTURE, mixture_metrics, summarize
-from ganlib.models import DCGANDiscriminator, DCGANGenerator
+from ganlib.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganlib.metrics import embed, fid_evaluator, image_metrics
+from ganlib.mode_metrics import N_MIXTURE, compare, mixture_metrics, summarize
+from ganlib.sampling import generate_many
 from ganlib.toy_models import ToyDiscriminator, ToyGenerator
 from record import add_common_arguments, stamp, write_section  # this folder: one record for every result file
 
@@ -49,7 +56,8 @@ MIXTURE_METRICS = ("modes", "high_quality_pct", "reverse_kl")
 
 # ----------------------------------------------------------------------------- settings
 
-MNIST_WIDTH = 16  # DCGAN's base channel count (64 in the paper): a quarter, for CPU budgets
+MNIST_WIDTH = 16  # DCGAN's base channel count (64 in PyTorch's example): a quarter, for CPU budgets
+DEFAULT_MNIST_STEPS = 6000  # where both losses' FID curves have flattened (the file's curves show it)
 
 
 def mnist_models(width: int = MNIST_WIDTH):
@@ -58,12 +66,12 @@ def mnist_models(width: int = MNIST_WIDTH):
             DCGANDiscriminator(channels=1, image_size=28, width=width))
 
 
-def mnist_config(loss: str, seed: int, steps: int) -> ganlib.TrainConfig:
+def mnist_config(loss: str, seed: int, steps: int, eval_every: int = 0) -> ganlib.TrainConfig:
     """The one MNIST configuration both losses share; only `loss` and `seed` vary."""
     return ganlib.TrainConfig(data="mnist", model="dcgan", loss=loss, batch_size=64,
                               num_steps=steps, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                               lsgan_abc=(0.0, 1.0, 1.0), seed=seed, device="cpu",
-                              progress=False)
+                              eval_every=eval_every, progress=False)
 
 
 def mnist_reference(test: ganlib.ImageData, n: int, seed: int = 0) -> torch.Tensor:
@@ -74,13 +82,33 @@ def mnist_reference(test: ganlib.ImageData, n: int, seed: int = 0) -> torch.Tens
     return test.x[idx]
 
 
-def train_mnist(loss: str, seed: int, steps: int, data):
-    """Train the narrow DCGAN on MNIST with `loss` from seed `seed`; returns `(G, history)`."""
-    cfg = mnist_config(loss, seed, steps)
+def train_mnist(loss: str, seed: int, steps: int, data, width: int = MNIST_WIDTH,
+                evaluate=None, eval_every: int = 0):
+    """Train the narrow DCGAN on MNIST with `loss` from seed `seed`; returns `(G, history,
+    diagnostics)`. With `evaluate`, FID-MNIST is measured every `eval_every` steps (in
+    `history["eval"]`), and `diagnostics` holds, at the same steps, the norm of G's gradient
+    in its last step and D's mean logits on real and generated images since the last
+    evaluation: what shows why a run collapses (chapter 5)."""
+    cfg = mnist_config(loss, seed, steps, eval_every if evaluate else 0)
     ganlib.seed_everything(seed)  # the weights' initialisation, before train() reseeds
-    G, D = mnist_models()
-    history = ganlib.train(G, D, data, cfg)
-    return G, history
+    G, D = mnist_models(width)
+    diag = {"step": [], "g_grad_norm": [], "d_real_logit": [], "d_fake_logit": []}
+    # BCE's history keeps D's mean probabilities; LSGAN's its raw outputs (already "logits")
+    to_logit = (lambda p: math.log(max(p, 1e-7) / max(1 - p, 1e-7))) if loss == "bce" else float
+
+    def watch(step, G, D, history):
+        if step % eval_every:
+            return
+        since = diag["step"][-1] if diag["step"] else 0  # the steps since the last evaluation
+        grads = torch.stack([p.grad.norm() for p in G.parameters() if p.grad is not None])
+        diag["step"].append(step)
+        diag["g_grad_norm"].append(grads.norm().item())  # G's whole gradient, its last step
+        for key in ("real", "fake"):
+            window = history[f"d_{key}"][since:step]
+            diag[f"d_{key}_logit"].append(to_logit(sum(window) / len(window)))
+
+    history = ganlib.train(G, D, data, cfg, evaluate=evaluate, callback=watch if evaluate else None)
+    return G, history, diag
 
 
 def final_state(history: dict, frac: float = 0.1) -> dict:
@@ -115,6 +143,13 @@ def summarise_by_loss(runs: list[dict], metrics) -> dict:
             for loss in sorted({r["loss"] for r in runs})}
 
 
+def verdict(runs: list[dict], metrics) -> dict:
+    """BCE minus LSGAN for each metric, with the standard error of the difference and
+    whether it exceeds two of them (`ganlib.mode_metrics.compare`)."""
+    by = {loss: [r["metrics"] for r in runs if r["loss"] == loss] for loss in LOSSES}
+    return compare(by["bce"], by["lsgan"], metrics)
+
+
 # ----------------------------------------------------------------------------- experiments
 
 def run_mnist(args) -> dict:
@@ -123,26 +158,35 @@ def run_mnist(args) -> dict:
     n_real = min(args.n_eval, len(test))
     x_ref = mnist_reference(test, n_real)
     ref = embed(x_ref)  # embedded once, compared with every run
+    evaluate = fid_evaluator(x_ref, n=args.n_curve, seed=args.noise_seed)  # the FID curves
     runs, start = [], time.perf_counter()
     for seed in range(args.seeds):
         for loss in LOSSES:
             t0 = time.perf_counter()
-            G, history = train_mnist(loss, seed, args.steps, data)
+            G, history, diag = train_mnist(loss, seed, args.steps, data, args.width,
+                                           evaluate, args.eval_every)
             metrics = measure_mnist(G, ref, args.n_eval, args.noise_seed)
+            ev = history["eval"]
             runs.append({"loss": loss, "seed": seed, "metrics": metrics,
-                         "final": final_state(history), "seconds": time.perf_counter() - t0})
+                         "final": final_state(history), "seconds": time.perf_counter() - t0,
+                         "curve": {"step": ev["step"], "fid": [round(v, 3) for v in ev["fid"]],
+                                   "classes_covered": ev["classes_covered"]},
+                         "diagnostics": {k: [round(v, 5) for v in vals] if k != "step" else vals
+                                         for k, vals in diag.items()}})
             print(f"mnist {loss:5s} seed {seed}: " + ", ".join(
                 f"{k} {metrics[k]:.3f}" for k in MNIST_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
                 flush=True)
     cfg = {**asdict(mnist_config("bce", 0, args.steps)), "loss": "<loss>", "seed": "<seed>"}
     return {
-        "what": "BCE (non-saturating) vs LSGAN (0/1/1) on MNIST, final generators",
+        "what": f"BCE (non-saturating) vs LSGAN (0/1/1) on MNIST at width {args.width}, final "
+                "generators, with FID-MNIST during training",
         "command": "python experiments/losses.py " + " ".join(sys.argv[1:]),
         "budget": {"name": "quick" if args.quick else "full", "steps": args.steps,
-                   "seeds": args.seeds},
+                   "seeds": args.seeds, "eval_every": args.eval_every},
         "settings": {"train_config": cfg, "models": f"DCGANGenerator/DCGANDiscriminator(image_size=28, "
-                                                    f"width={MNIST_WIDTH})",
-                     "width": MNIST_WIDTH, "losses": list(LOSSES), "seeds": list(range(args.seeds)),
+                                                    f"width={args.width})",
+                     "width": args.width, "curve": {"n_fake": args.n_curve, "n_real": n_real,
+                                                   "every": args.eval_every}, "losses": list(LOSSES), "seeds": list(range(args.seeds)),
                      "data": data.source, "n_train": len(data),
                      "eval": {"n_fake": args.n_eval, "n_real": n_real,
                               "real": f"{n_real} {test.source} test digits drawn with seed 0",
@@ -151,6 +195,7 @@ def run_mnist(args) -> dict:
                                          "classes covered at >= 1%)"}},
         **stamp(start),
         "runs": runs, "summary": summarise_by_loss(runs, MNIST_METRICS),
+        "verdict": verdict(runs, MNIST_METRICS),
     }
 
 
@@ -206,6 +251,7 @@ def run_mixture(args) -> dict:
                               "points": f"the first {N_POINTS} evaluation samples of each run"}},
         **stamp(start),
         "runs": runs, "summary": summarise_by_loss(runs, MIXTURE_METRICS),
+        "verdict": verdict(runs, MIXTURE_METRICS),
     }
 
 
@@ -217,15 +263,23 @@ def main(argv=None):
                    help="generator steps per run (default 1000 MNIST, 4000 ring/grid)")
     p.add_argument("--n-eval", type=int, default=5000, help="MNIST: generated and real "
                    "images per measurement")
+    p.add_argument("--width", type=int, default=MNIST_WIDTH, help="MNIST: DCGAN's base "
+                   "channels (section 'mnist' at 16, 'mnist-w32' at 32, ...)")
+    p.add_argument("--eval-every", type=int, default=None, help="MNIST: steps between the "
+                   "FID-MNIST evaluations of the curves (default steps / 12)")
+    p.add_argument("--n-curve", type=int, default=1000, help="MNIST: generated images per "
+                   "evaluation of the curves")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
-        args.seeds, args.n_eval = min(args.seeds, 2), 500
+        args.seeds, args.n_eval, args.n_curve = min(args.seeds, 2), 500, 200
         args.steps = args.steps or 20
-    args.steps = args.steps or (1000 if args.command == "mnist" else 4000)
+    args.steps = args.steps or (DEFAULT_MNIST_STEPS if args.command == "mnist" else 4000)
+    args.eval_every = args.eval_every or max(1, args.steps // 12)
     section = run_mnist(args) if args.command == "mnist" else run_mixture(args)
-    write_section(args.out, args.command, section)
-    print(f"wrote section {args.command!r} of {args.out} ({section['wall_seconds']:.0f} s)")
+    name = args.command if args.command != "mnist" or args.width == MNIST_WIDTH else f"mnist-w{args.width}"
+    write_section(args.out, name, section)
+    print(f"wrote section {name!r} of {args.out} ({section['wall_seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 import ganlib
-from ganlib.utils import atomic_write, cpu_name
+from ganlib.book import cpu_name
+from ganlib.checkpoint import atomic_write
 
 
 def machine() -> dict:

@@ -26,7 +26,8 @@ LONG_OUT = "experiments/results/mode_collapse_long.json"
 # (script, arguments): the commands whose results the book reads (run from the repository
 # root; with --quick, the added --out replaces any --out here)
 COMMANDS = [
-    ("losses.py", ["mnist"]),        # chapter 5: BCE vs LSGAN
+    ("losses.py", ["mnist"]),        # chapter 5: BCE vs LSGAN, the chapter's width (16)
+    ("losses.py", ["mnist", "--width", "32"]),  # and twice that
     ("losses.py", ["ring"]),
     ("losses.py", ["grid"]),
     ("mode_collapse.py", ["ring"]),  # chapter 6: PacGAN's Table 1 and remedies
@@ -36,6 +37,12 @@ COMMANDS = [
     ("mode_collapse.py", ["grid", *LONG, "--only", "GAN", "PacGAN4", "--out", LONG_OUT]),
     ("stacked_mnist.py", []),        # chapter 6: DCGAN vs PacDCGAN2
     ("wgan.py", ["ring", "grid", "mnist"]),  # chapter 8: WGAN, WGAN-GP and SN-GAN critics
+    ("conditional.py", []),          # chapter 9: conditional accuracy, per-class FID, lerp vs slerp
+    # chapter 6: VEEGAN's and GDPP's Table 1 at its own protocol, 5 runs of 25,000
+    # iterations per row (hours: run ring and grid side by side; add --checkpoints DIR to
+    # make them resumable)
+    ("veegan.py", ["ring"]),
+    ("veegan.py", ["grid"]),
 ]
 
 

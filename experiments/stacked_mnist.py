@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import ganlib
-from ganlib.metrics import generate_many
+from ganlib.sampling import generate_many
 from ganlib.mode_metrics import N_STACKED, stacked_mnist_metrics
 from record import stamp, write_section  # this folder: one record for every result file
 

@@ -41,8 +41,9 @@ import torch
 
 import ganlib
 from ganlib.lipschitz import spectral_norm, without_batch_norm
-from ganlib.metrics import embed, fid_evaluator, generate_many, image_metrics
+from ganlib.metrics import embed, fid_evaluator, image_metrics
 from ganlib.mode_metrics import N_MIXTURE
+from ganlib.sampling import generate_many
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from losses import (MIXTURE_METRICS, MNIST_METRICS, MNIST_WIDTH, N_POINTS,  # noqa: E402

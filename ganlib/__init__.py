@@ -6,10 +6,11 @@ Each lives in the module named after its concept (`ganlib.sampling.generate`,
 """
 from .batches import make_batches
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import (ImageData, check_images, load_dataset, load_images, load_mnist_sample,
-                   stacked_mnist, to_signed, to_unit)
+from .data import (check_images, load_dataset, load_images, load_mnist_sample, stacked_mnist,
+                   to_signed, to_unit)
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .generator import Generator
+from .image_data import ImageData
 from .ema import ema_model
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty, r1_penalty
 from .mixtures import grid_of_gaussians, ring_of_gaussians
@@ -18,7 +19,9 @@ from .plot import plot_history, show_grid, show_points
 from .sampling import generate, generate_many
 from .history import TrainingDiverged, new_history
 from .training import TrainConfig, d_step, g_step, train
-from .utils import budget, get_device, seed_everything
+from .book import budget
+from .device import get_device
+from .seeding import seed_everything
 from .validation import ConfigError
 
 __version__ = "0.1.0"
@@ -36,6 +39,9 @@ from .mode_metrics import (mixture_metrics, mode_evaluator, stacked_mnist_metric
 from .conditional import (ConditionalGenerator, ProjectionDiscriminator,  # noqa: E402
                           conditional_accuracy, conditional_samples, per_class_fid)
 from .latent import chi_mean, lerp, slerp  # noqa: E402
+
+# Trained generators shipped with the package (chapters 3, 4, 8 and 9).
+from .converged import PretrainedError, pretrained  # noqa: E402
 
 __all__ = [
     # data (chapter 3) and batches
@@ -60,4 +66,6 @@ __all__ = [
     # conditional GANs and the latent space (chapter 9)
     "ConditionalGenerator", "ProjectionDiscriminator", "conditional_accuracy",
     "conditional_samples", "per_class_fid", "chi_mean", "lerp", "slerp",
+    # trained generators shipped with ganlib
+    "PretrainedError", "pretrained",
 ]

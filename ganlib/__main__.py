@@ -21,17 +21,21 @@ import tokenize
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from .amp import AMP_MODES
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DATASETS, DataUnavailable, load_dataset
 from .distributed import DistributedError
 from .losses import LOSSES
+from .metrics import fid_evaluator
+from .mode_metrics import mode_evaluator
 from .models import MODELS, build_models
 from .plot import save_samples
 from .sampling import generate
 from .history import TrainingDiverged
 from .training import TrainConfig, train
-from .utils import get_device, seed_everything
-from .validation import AMP_MODES, DEVICE_PATTERN, ConfigError
+from .device import get_device
+from .seeding import seed_everything
+from .validation import DEVICE_PATTERN, ConfigError
 
 ALIASES = {"num_epochs": ["--epochs"], "num_steps": ["--steps"], "pack_m": ["--pack"],
            "out_dir": ["--out"]}  # short flags kept from earlier versions
@@ -162,8 +166,6 @@ def cmd_train(args) -> None:
 def _evaluator(data, image_shape):
     """`--eval-every`'s measures: FID-MNIST and friends for grey 28x28 images, mode
     counts for the 2-D ring and grid."""
-    from .metrics import fid_evaluator
-    from .mode_metrics import mode_evaluator
     if data.name in ("ring", "grid"):
         return mode_evaluator(data.name)
     if tuple(image_shape) == (1, 28, 28) and hasattr(data.x, "shape"):

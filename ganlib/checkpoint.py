@@ -1,18 +1,21 @@
 """Checkpoints: atomic writes, safe loading (`weights_only=True`), and clear errors.
 
 A checkpoint is a dict of tensors and plain Python values: models, optimizers, the step,
-RNG states, the run's config and its history. Enough to resume exactly.
+RNG states, the run's config and its history. Enough to resume exactly. `atomic_write`
+and `safe_load` serve every file ganlib writes or reads with torch (checkpoints, the
+classifiers' weights, `history.json`); `settings_differences` is the one resume check.
+Introduced in chapter 3 (a first GAN on MNIST).
 """
 from __future__ import annotations
 
+import os
 import pickle
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
-
-from .utils import atomic_write
 
 FORMAT = "ganlib-checkpoint"
 VERSION = 1
@@ -24,6 +27,49 @@ RUN_KEYS = ("data", "model", "loss", "image_size", "latent_dim", "pack_m", "batc
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: missing, corrupt, foreign or incompatible."""
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call `write(tmp_path)`, then rename the temporary file onto `path` in one step.
+
+    A crash or an exception while writing leaves any earlier file at `path` untouched. The
+    new file gets the permissions an ordinary `open(path, "w")` would give it (the
+    temporary file starts as owner-only).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# What torch.load raises on a truncated, corrupt or foreign file.
+_UNREADABLE = (RuntimeError, OSError, EOFError, IndexError, struct.error,
+               pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError)
+
+
+def safe_load(path: Path, map_location="cpu", *, what: str = "checkpoint",
+              todo: str = "Use another checkpoint or retrain.", error=CheckpointError):
+    """`torch.load(path, weights_only=True)` (no code runs from the file), raising `error`
+    saying that `path` is not a readable `what` (truncated or corrupt?), with the loader's
+    first line and `todo`, when torch cannot read it. `load_checkpoint` and
+    `ganlib.classifier.load_classifier` read their files through it."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except _UNREADABLE as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]  # "" for an empty file
+        raise error(f"{path} is not a readable {what} (truncated or corrupt?): {first}. "
+                    f"{todo}") from err
 
 
 def rng_state() -> dict:
@@ -87,13 +133,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; check the path (training writes "
                               "last.pt in its --out folder)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, OSError, EOFError, IndexError, struct.error, pickle.UnpicklingError,
-            zipfile.BadZipFile, ValueError, KeyError) as err:  # what torch.load raises on junk
-        first = (str(err).splitlines() or [type(err).__name__])[0][:200]  # "" for an empty file
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): "
-                              f"{first}. Use another checkpoint or retrain.") from err
+    ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ganlib checkpoint (a plain state_dict or "
                               "another tool's file?); load it with torch.load yourself, "
@@ -105,19 +145,25 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 def check_compatible(ckpt: dict, config: dict, image_shape) -> None:
-    """Refuse to resume when the run-defining config or the data's shape differ.
-
-    A setting the checkpoint does not record (one added to `TrainConfig` after it was
-    written) is not compared: that run used the setting's default behaviour."""
-    old = ckpt["config"]
-    diffs = [f"{k}: checkpoint {old.get(k)!r}, now {config.get(k)!r}"
-             for k in RUN_KEYS if k in old and _norm(old[k]) != _norm(config.get(k))]
+    """Refuse to resume when the run-defining config (`RUN_KEYS`, compared by
+    `settings_differences`) or the data's shape differ."""
+    diffs = settings_differences(ckpt["config"], config, RUN_KEYS)
     if tuple(ckpt["image_shape"]) != tuple(image_shape):
         diffs.append(f"data shape: checkpoint {tuple(ckpt['image_shape'])}, now {tuple(image_shape)}")
     if diffs:
         raise CheckpointError("cannot resume: this run's settings differ from the checkpoint's ("
                               + "; ".join(diffs) + "). Resume with the same settings, or "
                               "train into a new --out folder.")
+
+
+def settings_differences(saved: dict, now: dict, keys) -> list[str]:
+    """`"key: checkpoint X, now Y"` for each of `keys` whose value in `now` differs from the
+    checkpoint's `saved` one (a tuple equals the list a checkpoint stores). A key the
+    checkpoint does not record (a setting added after it was written) is not compared:
+    that run used the setting's default behaviour. The resume check of `train`
+    (`check_compatible`) and of `ganlib.ensemble.train_toy_ensemble`."""
+    return [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+            for k in keys if k in saved and _norm(saved[k]) != _norm(now.get(k))]
 
 
 def _norm(v):

@@ -11,15 +11,14 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import atomic_write, get_device
+from .checkpoint import atomic_write, safe_load
+from .device import get_device
 
 ASSETS = Path(__file__).parent / "assets"
 CLASSIFIERS = {"mnist": ASSETS / "mnist_cnn.pt", "fashion-mnist": ASSETS / "fashion_cnn.pt"}
@@ -82,12 +81,7 @@ def load_classifier(name: str | Path = "mnist", device="cpu") -> SmallCNN:
         known = ", ".join(CLASSIFIERS)
         raise ClassifierError(f"no classifier weights at {path} (known names: {known}). "
                               + REBUILD)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
-            ValueError, KeyError) as err:
-        raise ClassifierError(f"{path} is not a readable classifier file (truncated or "
-                              f"corrupt?): {str(err).splitlines()[0][:200]}. " + REBUILD) from err
+    ckpt = safe_load(path, what="classifier file", todo=REBUILD, error=ClassifierError)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ClassifierError(f"{path} is not a ganlib classifier file. " + REBUILD)
     model = SmallCNN(ckpt["num_classes"], ckpt["feature_dim"])

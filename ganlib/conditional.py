@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .metrics import embed, frechet_distance
-from .models import Generator
+from .generator import Generator
 from .sampling import generate
 
 

@@ -1,8 +1,9 @@
 """Datasets as tensors in [-1, 1]: by name, from torchvision, or from an image folder.
 
 Images are `(N, C, H, W)` float tensors in [-1, 1] (the range of the generator's tanh);
-2-D mixtures are `(N, 2)` points. Batches for training come from `ganlib.batches`
-(`make_batches` is re-exported here).
+2-D mixtures are `(N, 2)` points (`ganlib.mixtures`). Every loader returns an
+`ganlib.image_data.ImageData`; batches for training come from `ganlib.batches`.
+Introduced in chapter 3 (a first GAN on MNIST).
 """
 from __future__ import annotations
 
@@ -10,34 +11,19 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 from torch.utils.data import Dataset
 
-from .batches import LoaderBatches, TensorBatches, make_batches  # noqa: F401 (re-exported)
+from . import mixtures
+from .image_data import ImageData
 from .image_folder import read_folder, read_npz, resize_crop
 
 DATA_ENV = "GANLIB_DATA"
 SAMPLE_PATH = Path(__file__).parent / "assets" / "mnist_sample.npz"
-
-
-@dataclass
-class ImageData:
-    """A dataset: `x` images `(N, C, H, W)` in [-1, 1] (or points `(N, 2)`), optional labels.
-
-    `x` is a Tensor, except for image folders too large to preload, where it is a
-    `torch.utils.data.Dataset` of `(C, H, W)` tensors. `source` says where it came from.
-    """
-    x: torch.Tensor | Dataset
-    y: torch.Tensor | None
-    name: str
-    source: str
-
-    def __len__(self) -> int:
-        return len(self.x)
 
 
 # ----------------------------------------------------------------------------- ranges
@@ -111,7 +97,6 @@ def _writable_root(root: Path, folder: str) -> Path:
 
 
 def _torchvision_images(kind: str, root: Path, train: bool):
-    import torchvision
     cls = {"mnist": torchvision.datasets.MNIST,
            "fashion-mnist": torchvision.datasets.FashionMNIST,
            "cifar10": torchvision.datasets.CIFAR10}[kind]
@@ -223,7 +208,6 @@ def load_dataset(name: str, root=None, image_size: int | None = None,
     elif name == "stacked-mnist":
         data = stacked_mnist(load_torchvision("mnist", root, train))
     elif name in ("ring", "grid"):
-        from . import mixtures  # here, not at the top: mixtures.py builds on ImageData above
         return mixtures.ring_of_gaussians() if name == "ring" else mixtures.grid_of_gaussians()
     elif Path(name).exists():
         return load_images(name, image_size or 64)

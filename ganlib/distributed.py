@@ -33,6 +33,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .checkpoint import CheckpointError
+
 
 class DistributedError(RuntimeError):
     """Another training process failed, so this one stopped too."""
@@ -215,7 +217,6 @@ def check_resume(ckpt: dict, device: torch.device) -> None:
     global batch and each rank's rows depend on it), and on CUDA this GPU's generator set to
     the state rank 0 saved for its own GPU (all ranks draw the same noise, so they share it).
     """
-    from .checkpoint import CheckpointError
     saved = ckpt.get("world_size", 1)
     if saved != world_size():
         raise CheckpointError(f"cannot resume: the checkpoint was written by {saved} "

@@ -40,7 +40,7 @@ _RANDOM_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Alpha
 
 def compilable(G, D, loss, precision=None) -> bool:
     """True when `fast_step` compiles the step of `G` and `D` with this loss (a `GANLoss`)
-    and precision (a `ganlib.precision.Precision`; None: float32)."""
+    and precision (a `ganlib.amp.Precision`; None: float32)."""
     random_layers = any(isinstance(m, _RANDOM_LAYERS) for net in (G, D) for m in net.modules())
     return not (loss.gradient_penalty or random_layers
                 or getattr(precision, "amp", "none") == "fp16")

@@ -1,10 +1,11 @@
-"""A run's history: the per-step losses `train` returns, read back from the device in batches.
+"""A run's history: the values `train` (and the trials ensemble) record, read back from the
+device in batches.
 
 `history` is a plain dict of lists (it goes into checkpoints and `history.json`):
 `step`, `d_loss`, `g_loss`, `d_real`, `d_fake`, and with periodic evaluation `eval`,
 `{"step": [...], metric: [...]}`. `StepLog` fills it without a device sync per step: each
-step's four numbers stay on the device until `flush`, which also raises `TrainingDiverged`
-at the first NaN/inf, before anything is written.
+recorded step's values stay on the device until `flush`, which also raises
+`TrainingDiverged` at the first NaN/inf, before anything is written.
 Introduced in chapter 3 (a first GAN on MNIST); `TrainingDiverged` in chapter 10.
 """
 from __future__ import annotations
@@ -27,37 +28,40 @@ def new_history() -> dict:
 
 
 class StepLog:
-    """Collects each step's `(d_loss, g_loss, D(x_real), D(G(z)))` on the device and moves
-    them into `history` on `flush`. `probabilities=True` (bce, minimax) records D's outputs
-    as sigmoids of its logits; `last_pt` names the checkpoint a divergence leaves intact."""
+    """Collects the values of chosen steps on the device and moves them into `history`
+    (one list per key of `keys`, after "step") on `flush`: one read-back for many steps.
 
-    def __init__(self, history: dict, probabilities: bool, last_pt=None):
-        self.history, self.probabilities, self.last_pt = history, probabilities, last_pt
-        self.pending = []  # (4,) tensors still on the device
+    `train` records `(d_loss, g_loss, D(x_real), D(G(z)))` every step (`KEYS`);
+    `ganlib.ensemble` records per-trial `(d_loss (T,), g_loss (T,))` every `log_every`
+    steps, with `finite=False`: a trial that diverges is recorded as NaN and the others go
+    on. `last_pt` names the checkpoint a divergence leaves intact."""
 
-    def add(self, d_loss, g_loss, real_logits, fake_logits) -> None:
-        act = torch.sigmoid if self.probabilities else (lambda t: t)
-        self.pending.append(torch.stack([d_loss, g_loss, act(real_logits).mean(),
-                                         act(fake_logits).mean()]))
+    def __init__(self, history: dict, keys=KEYS, last_pt=None, finite: bool = True):
+        self.history, self.keys, self.last_pt, self.finite = history, keys, last_pt, finite
+        self.pending = []  # (step, values stacked: (len(keys), ...)) still on the device
 
-    def flush(self, done: int) -> None:
-        """Append the pending steps, which end at step `done`, to the history: one read-back
-        (averaged over the processes under torchrun). Raises `TrainingDiverged` on NaN/inf."""
+    def add(self, step: int, *values: torch.Tensor) -> None:
+        """Record `values` (one tensor of the same shape per key, on the device) at `step`."""
+        self.pending.append((step, torch.stack(values)))
+
+    def flush(self) -> None:
+        """Append the pending steps to the history: one read-back (averaged over the
+        processes under torchrun). With `finite`, raises `TrainingDiverged` on NaN/inf."""
         if not self.pending:
             return
-        stats = distributed.all_mean(torch.stack(self.pending)).cpu()  # (n, 4)
-        first = done - len(self.pending) + 1
-        if not torch.isfinite(stats).all():
-            bad = first + int((~torch.isfinite(stats)).any(1).nonzero()[0])
+        steps = [step for step, _ in self.pending]
+        stats = distributed.all_mean(torch.stack([v for _, v in self.pending])).cpu()  # (n, K, ...)
+        if self.finite and not torch.isfinite(stats).all():
+            i = int((~torch.isfinite(stats)).flatten(1).any(1).nonzero()[0])
             kept = (f" The last good checkpoint {self.last_pt} is untouched."
                     if self.last_pt else "")
             raise TrainingDiverged(
-                f"a loss became NaN/inf at step {bad} (d_loss, g_loss = "
-                f"{stats[bad - first, 0]:.4g}, {stats[bad - first, 1]:.4g}).{kept} Lower the "
+                f"a loss became NaN/inf at step {steps[i]} (d_loss, g_loss = "
+                f"{stats[i, 0]:.4g}, {stats[i, 1]:.4g}).{kept} Lower the "
                 "learning rates, check the data range, or resume from the checkpoint with "
                 "another seed.")
-        self.history["step"] += list(range(first, done + 1))
-        for i, key in enumerate(KEYS):
+        self.history["step"] += steps
+        for i, key in enumerate(self.keys):
             self.history[key] += stats[:, i].tolist()
         self.pending.clear()
 

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.transforms as T
+import torchvision.transforms.functional as TF
+from PIL import Image
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 PRELOAD_LIMIT_BYTES = 2 * 2**30  # image folders larger than this as float32 are read lazily
@@ -26,7 +30,6 @@ class ImageFiles(Dataset):
     too large to keep in memory). An unreadable file raises a `ValueError` naming it."""
 
     def __init__(self, files, image_size: int):
-        import torchvision.transforms as T
         self.files = files
         self.transform = T.Compose([T.Resize(image_size), T.CenterCrop(image_size),
                                     T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
@@ -41,7 +44,6 @@ class ImageFiles(Dataset):
 def _read_rgb(file: Path, strict: bool = False):
     """The image in `file` as an RGB PIL image; None if it cannot be decoded (not an image,
     truncated, too large), or with `strict` a ValueError naming the file."""
-    from PIL import Image
     try:
         with Image.open(file) as im:
             return im.convert("RGB")  # decodes the whole file: a truncated one fails here
@@ -54,7 +56,6 @@ def _read_rgb(file: Path, strict: bool = False):
 def resize_crop(x: torch.Tensor, image_size: int) -> torch.Tensor:
     """Resize `(N, C, H, W)` so the short side is `image_size` (antialiased), then
     center-crop a square `(N, C, image_size, image_size)`."""
-    import torchvision.transforms.functional as TF
     x = TF.resize(x, image_size, antialias=True)
     return TF.center_crop(x, image_size)
 
@@ -69,7 +70,6 @@ def read_folder(path: Path, image_size: int) -> torch.Tensor | ImageFiles:
                          "point --data at a folder that contains image files")
     if len(files) * 3 * image_size**2 * 4 > PRELOAD_LIMIT_BYTES:
         return ImageFiles(files, image_size)
-    from tqdm.auto import tqdm
     images, skipped = [], []
     for f in tqdm(files, desc=f"reading {path.name}", leave=False, disable=len(files) < 2000):
         im = _read_rgb(f)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .data import to_unit
-from .utils import get_device
+from .device import get_device
 
 
 class InceptionUnavailable(RuntimeError):

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .data import ImageData
+from .image_data import ImageData
 
 
 def ring_means(k: int = 8, radius: float = 1.0) -> torch.Tensor:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from .metrics import _classifier, _inside, _knn_radii, embed, generate_many, kl_to_uniform
+from .metrics import _classifier, _inside, _knn_radii, embed, kl_to_uniform
 from .mixtures import MIXTURES, mixture as _mixture
+from .sampling import generate_many
+
 N_MIXTURE = 2_500    # samples per 2-D evaluation (VEEGAN, PacGAN)
 N_STACKED = 26_000   # samples per stacked-MNIST evaluation (Metz et al. 2017, PacGAN)
 
@@ -78,6 +80,25 @@ def summarize(values: list[dict], keys=None) -> dict:
         std = v.std().item() if len(v) > 1 else float("nan")
         out[key] = {"mean": v.mean().item(), "std": std, "se": std / len(v) ** 0.5,
                     "n": len(v)}
+    return out
+
+
+def compare(a: list[dict], b: list[dict], keys=None, z: float = 2.0) -> dict:
+    """Which differences between two sets of runs stand out from the seed-to-seed noise.
+
+    For each metric: the two means, their difference `a - b`, its standard error
+    `sqrt(se_a^2 + se_b^2)` (independent runs) and `"clear"`: True when the difference is
+    more than `z` standard errors (default 2) from 0. With five runs a side this is a rough
+    guide, not a test at a stated level. Returns `{name: {"mean_a", "mean_b", "diff", "se",
+    "clear"}}`. Introduced in chapter 5 (BCE vs least squares).
+    """
+    sa, sb = summarize(a, keys), summarize(b, keys)
+    out = {}
+    for key in sa:
+        diff = sa[key]["mean"] - sb[key]["mean"]
+        se = (sa[key]["se"] ** 2 + sb[key]["se"] ** 2) ** 0.5
+        out[key] = {"mean_a": sa[key]["mean"], "mean_b": sb[key]["mean"], "diff": diff,
+                    "se": se, "clear": bool(abs(diff) > z * se) if se == se else False}
     return out
 
 

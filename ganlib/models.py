@@ -1,9 +1,10 @@
-"""Generators and discriminators: the source articles' networks, and each pair by name
-(DCGAN's are in `ganlib.dcgan`, PacGAN's 2-D toys in `ganlib.toy_models`).
+"""Generators and discriminators: the source articles' networks, PacGAN packing, and each
+pair by name (DCGAN's are in `ganlib.dcgan`, PacGAN's 2-D toys in `ganlib.toy_models`,
+chapter 9's conditional pair in `ganlib.conditional`).
 
 Every discriminator returns logits `(B, 1)`, never probabilities. Every generator has
 `latent_dim` and `sample_z(n, device)` for its noise (`ganlib.generator.Generator`).
-`build_models(name, ...)` makes a pair; DCGAN's is in `ganlib.dcgan`, `describe_models` says
+`build_models(name, ...)` makes a pair by its name in `MODELS`; `describe_models` says
 which named pair (or "custom") a `(G, D)` is, so that a checkpoint can be rebuilt.
 Introduced in chapter 3 (MLP), chapter 4 (convolutional) and chapter 6 (toys, packing).
 """
@@ -14,8 +15,10 @@ import math
 import torch
 from torch import nn
 
-from .dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init  # noqa: F401 (re-exported)
+from .conditional import ConditionalGenerator, ProjectionDiscriminator
+from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .generator import Generator
+from .toy_models import ToyDiscriminator, ToyGenerator
 
 
 def pack(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -186,57 +189,52 @@ class Pool64Discriminator(nn.Module):
 
 # ----------------------------------------------------------------------------- by name
 
-# PacGAN's 2-D networks live in toy_models.py; imported here for the registry below and for
-# `ganlib.models.ToyGenerator` in chapter 2.
-from .toy_models import Maxout, MinibatchStdDev, ToyDiscriminator, ToyGenerator  # noqa: E402,F401
-
-MODELS = {  # name: (supported image sizes, default latent_dim)
-    "mlp": ((28, 32, 64), 100), "mlp-bn": ((28, 32, 64), 100), "conv32": ((32,), 100),
-    "upsample64": ((64,), 1000), "dcgan": ((28, 32, 64), 100), "toy": ((None,), 2),
-    "cgan-mlp": ((28,), 100)}  # chapter 9: ganlib.conditional, 10 classes
+# name: (supported image sizes, default latent_dim, build). `build(latent_dim, (C, H, W),
+# D's input (C * pack_m, H, W))` makes `(G, D)`, G first (the seed decides both).
+_REGISTRY = {
+    "mlp": ((28, 32, 64), 100, lambda nz, x, d: (MLPGenerator(nz, x), MLPDiscriminator(d))),
+    "mlp-bn": ((28, 32, 64), 100,
+               lambda nz, x, d: (MLPBNGenerator(nz, x), MLPBNDiscriminator(d))),
+    "conv32": ((32,), 100, lambda nz, x, d: (Conv32Generator(nz, x[0]), Conv32Discriminator(d[0]))),
+    "upsample64": ((64,), 1000,
+                   lambda nz, x, d: (Upsample64Generator(nz, x[0]), Pool64Discriminator(d[0]))),
+    "dcgan": ((28, 32, 64), 100,
+              lambda nz, x, d: (DCGANGenerator(nz, x[0], x[1]), DCGANDiscriminator(d[0], x[1]))),
+    "toy": ((None,), 2, lambda nz, x, d: (ToyGenerator(nz, out_dim=x[0]), ToyDiscriminator(d[0]))),
+    "cgan-mlp": ((28,), 100,  # chapter 9: G(z, y), D(x, y), 10 classes
+                 lambda nz, x, d: (ConditionalGenerator(nz, x), ProjectionDiscriminator(x))),
+}
+MODELS = {name: (sizes, latent) for name, (sizes, latent, _) in _REGISTRY.items()}
 
 
 def build_models(name: str, image_shape=(1, 28, 28), latent_dim: int | None = None,
                  pack_m: int = 1):
-    """Make `(G, D)` by model name for images `(C, H, W)` (or `(2,)` points for "toy").
+    """Make `(G, D)` by model name (a key of `MODELS`) for images `(C, H, W)` (or `(2,)`
+    points for "toy").
 
     `pack_m > 1` wraps D in `Packed` so it judges `pack_m` samples at once (PacGAN).
+    Introduced in chapter 3 (a first GAN on MNIST).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    sizes, default_latent = MODELS[name]
-    latent_dim = latent_dim or default_latent
+    sizes, default_latent, build = _REGISTRY[name]
     if pack_m < 1:
         raise ValueError(f"pack_m must be >= 1, got {pack_m}")
-    if name == "toy":
-        if len(image_shape) != 1:
-            raise ValueError(f"model 'toy' is for 2-D points, not images {tuple(image_shape)}")
-        G, D = ToyGenerator(latent_dim, out_dim=image_shape[0]), ToyDiscriminator(image_shape[0] * pack_m)
-        return _named(name, G, Packed(D, pack_m) if pack_m > 1 else D)
-    if len(image_shape) != 3:
-        raise ValueError(f"model {name!r} is for images (C, H, W), got shape {tuple(image_shape)}; "
-                         "use --model toy for 2-D points")
-    c, h, w = image_shape
-    if h != w or h not in sizes:
-        raise ValueError(f"model {name!r} supports image sizes {sizes}, got {h}x{w}; "
-                         f"resize the data (image_size=...) or pick another model")
-    cm = c * pack_m  # a packed D sees m samples stacked along the channels
-    if name == "cgan-mlp":  # conditional: G(z, y), D(x, y); imported here (no cycle)
-        if pack_m > 1:
-            raise ValueError("packing (pack_m > 1) is not supported for conditional models")
-        from .conditional import ConditionalGenerator, ProjectionDiscriminator
-        return _named(name, ConditionalGenerator(latent_dim, image_shape),
-                      ProjectionDiscriminator(image_shape))
-    if name == "mlp":
-        G, D = MLPGenerator(latent_dim, image_shape), MLPDiscriminator((cm, h, w))
-    elif name == "mlp-bn":
-        G, D = MLPBNGenerator(latent_dim, image_shape), MLPBNDiscriminator((cm, h, w))
-    elif name == "conv32":
-        G, D = Conv32Generator(latent_dim, c), Conv32Discriminator(cm)
-    elif name == "upsample64":
-        G, D = Upsample64Generator(latent_dim, c), Pool64Discriminator(cm)
-    else:
-        G, D = DCGANGenerator(latent_dim, c, h), DCGANDiscriminator(cm, h)
+    image_shape = tuple(image_shape)
+    if name == "toy" and len(image_shape) != 1:
+        raise ValueError(f"model 'toy' is for 2-D points, not images {image_shape}")
+    if name != "toy":
+        if len(image_shape) != 3:
+            raise ValueError(f"model {name!r} is for images (C, H, W), got shape {image_shape}; "
+                             "use --model toy for 2-D points")
+        _, h, w = image_shape
+        if h != w or h not in sizes:
+            raise ValueError(f"model {name!r} supports image sizes {sizes}, got {h}x{w}; "
+                             f"resize the data (image_size=...) or pick another model")
+    if name == "cgan-mlp" and pack_m > 1:
+        raise ValueError("packing (pack_m > 1) is not supported for conditional models")
+    d_shape = (image_shape[0] * pack_m, *image_shape[1:])  # a packed D sees m samples stacked
+    G, D = build(latent_dim or default_latent, image_shape, d_shape)
     return _named(name, G, Packed(D, pack_m) if pack_m > 1 else D)
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
+import torchvision
+from matplotlib import animation
 
 from .data import to_unit
 
 
 def _ax(ax, figsize):
-    import matplotlib.pyplot as plt
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
         return fig, ax
@@ -20,7 +22,6 @@ def _ax(ax, figsize):
 
 def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
     """Tile images `(B, C, H, W)` in [-1, 1] into one `(C, H', W')` image in [0, 1]."""
-    import torchvision
     nrow = nrow or math.ceil(math.sqrt(len(x)))
     return torchvision.utils.make_grid(to_unit(x.detach().float().cpu()), nrow=nrow,
                                        padding=padding, pad_value=1.0)
@@ -83,9 +84,38 @@ def plot_history(history: dict, ax=None, smooth: int = 50):
     return fig
 
 
+def animate_grids(frames, steps=None, interval: int = 150, title: str = "step {step:,}"):
+    """An animation of sample grids, e.g. a generator learning from fixed noise.
+
+    `frames` are images `(F, H, W)` (grey) or `(F, H, W, 3)`, uint8 or floats in [0, 1], such
+    as the grids `ganlib.converged.frames(name)` returns; `steps (F,)` label each frame.
+    Returns a `matplotlib.animation.FuncAnimation`; in a notebook show it with
+    `IPython.display.HTML(anim.to_jshtml())`, which needs no video encoder and plays offline
+    in the built book and in Colab. Introduced in chapter 4 (DCGAN).
+    """
+    frames = torch.as_tensor(frames)
+    if frames.dim() not in (3, 4) or (frames.dim() == 4 and frames.shape[-1] != 3):
+        raise ValueError(f"frames must be (F, H, W) or (F, H, W, 3), got {tuple(frames.shape)}")
+    if steps is not None and len(steps) != len(frames):
+        raise ValueError(f"got {len(frames)} frames but {len(steps)} steps; give one step per frame")
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.set_axis_off()
+    image = ax.imshow(frames[0].numpy(), cmap="gray", vmin=0, vmax=255 if frames.dtype == torch.uint8 else 1)
+    label = ax.set_title("")
+
+    def show(i):
+        image.set_data(frames[i].numpy())
+        if steps is not None:
+            label.set_text(title.format(step=int(steps[i])))
+        return image, label
+
+    anim = animation.FuncAnimation(fig, show, frames=len(frames), interval=interval, blit=False)
+    plt.close(fig)  # the animation draws it; no static copy below it in a notebook
+    return anim
+
+
 def save_figure(fig, path: str | Path) -> None:
     """Save a figure (creating the folder) and close it."""
-    import matplotlib.pyplot as plt
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -94,7 +124,6 @@ def save_figure(fig, path: str | Path) -> None:
 def save_samples(x: torch.Tensor, path: str | Path, means: torch.Tensor | None = None) -> None:
     """Write a sample grid PNG for images, or a scatter plot PNG for 2-D points."""
     if x.dim() == 4:
-        import torchvision
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         torchvision.utils.save_image(make_grid(x), path)
     else:

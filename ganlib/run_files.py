@@ -22,15 +22,15 @@ import torch
 from . import checkpoint as ckpt_io
 from . import distributed
 from .models import describe_models
+from .plot import plot_history, save_figure, save_samples
 from .sampling import generate
-from .utils import atomic_write
 
 
 class RunFiles:
     """The files of one run of `train`, for the models and optimizers it trains in place.
 
     `config` is the run's `TrainConfig`, `image_shape` the data's `(C, H, W)`, `precision`
-    its `ganlib.precision.Precision` (fp16 loss scalers are saved), `G_ema` an optional
+    its `ganlib.amp.Precision` (fp16 loss scalers are saved), `G_ema` an optional
     moving average of G (`ganlib.ema`), saved and resumed with the rest."""
 
     def __init__(self, config, image_shape, G, D, opt_G, opt_D, precision, G_ema=None):
@@ -79,19 +79,17 @@ class RunFiles:
     def save_samples(self, step: int, z_fixed: torch.Tensor) -> None:
         """The grid of G's samples from the fixed noise, as `samples/step_{step}.png`."""
         if self.writes:
-            from .plot import save_samples  # matplotlib only when a grid is written
             save_samples(generate(self.G, z_fixed), self.out / "samples" / f"step_{step:07d}.png")
 
     def finish(self, step: int, history: dict, z_fixed: torch.Tensor) -> None:
         """At the end: `last.pt`, the final sample grid, the loss curves and `history.json`."""
         if not self.writes:
             return
-        from .plot import plot_history, save_figure, save_samples
         self.save(step, history)
         save_samples(generate(self.G, z_fixed), self.out / "samples.png")
         save_figure(plot_history(history), self.out / "losses.png")
-        atomic_write(self.out / "history.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(history)))
+        ckpt_io.atomic_write(self.out / "history.json",
+                             lambda tmp: Path(tmp).write_text(json.dumps(history)))
 
 
 __all__ = ["RunFiles"]

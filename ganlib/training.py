@@ -1,5 +1,7 @@
 """The training loop: `d_step`, `g_step`, and `train`, readable top to bottom.
 
+`d_step` and `g_step` also update the trials ensemble of chapter 6 (`ganlib.trials.Trials`,
+trained by `ganlib.ensemble`): what differs for it is stated where it happens.
 Introduced in chapter 3 (a first GAN on MNIST).
 """
 from __future__ import annotations
@@ -10,21 +12,26 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.func import vmap
 from tqdm.auto import tqdm
 
 from . import distributed
-from . import models
+from .amp import FLOAT32, Precision
 from .batches import make_batches
-from .data import ImageData, check_images
+from .data import check_images
+from .device import get_device
 from .fast import fast_step
 from .history import StepLog, new_history
-from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
+from .image_data import ImageData
 from .lipschitz import check_critic, clip_weights  # chapter 8
+from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
+from .models import Conv32Discriminator, MLPDiscriminator, Packed, Pool64Discriminator
 from .optim import make_adam
-from .precision import FLOAT32, Precision
 from .run_files import RunFiles
 from .sampling import generate
-from .utils import get_device, seed_everything
+from .seeding import seed_everything
+from .toy_models import Maxout, ToyDiscriminator
+from .trials import Trials
 from .validation import check_config
 
 
@@ -51,7 +58,7 @@ class TrainConfig:
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
-    amp: str = "none"            # none (float32) | bf16 | fp16: see ganlib.precision
+    amp: str = "none"            # none (float32) | bf16 | fp16: see ganlib.amp
     fast: bool = True            # on CUDA, compile the training step (False: the plain loop)
     sample_every: int = 500      # write a fixed-noise sample grid every N steps (0: never)
     ckpt_every: int = 1000       # write last.pt every N steps (0: only at the end)
@@ -69,73 +76,89 @@ class TrainConfig:
 _PER_SAMPLE = (nn.Sequential, nn.ModuleList, nn.Identity, nn.Linear, nn.Conv1d, nn.Conv2d,
                nn.ConvTranspose2d, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU,
                nn.SiLU, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Unflatten, nn.MaxPool2d,
-               nn.AvgPool2d, nn.Upsample, models.Maxout, models.MLPDiscriminator,
-               models.Conv32Discriminator, models.Pool64Discriminator, models.ToyDiscriminator,
-               models.Packed)
+               nn.AvgPool2d, nn.Upsample, Maxout, MLPDiscriminator, Conv32Discriminator,
+               Pool64Discriminator, ToyDiscriminator, Packed)
 
 
-def _batch_independent(D, x_real, x_fake) -> bool:
-    """True when D is known to score each sample (or each PacGAN pack) on its own: built only
-    from layers that never mix a batch. BatchNorm, minibatch standard deviation or any
+def scores_each_sample(D: nn.Module) -> bool:
+    """True when D is known to score each sample (or each PacGAN pack) on its own: built
+    only from layers that never mix a batch. BatchNorm, minibatch standard deviation or any
     module ganlib does not know make it False."""
-    m = D.m if isinstance(D, models.Packed) else 1
-    if len(x_real) % m or len(x_fake) % m or x_real.shape[1:] != x_fake.shape[1:]:
-        return False  # separate forwards, where pack() raises its clear error
     return all(type(module) in _PER_SAMPLE for module in D.modules())
 
 
-def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, gp_weight: float = 10.0,
+def discriminate(D, x_real, x_fake, y_real=None, y_fake=None):
+    """D's logits on a real and a fake batch: `(B / m, 1)` each (`(T, B / m, 1)` for the
+    trials ensemble, whose batches are `(T, B, ...)`: the batch is dimension 1).
+
+    When D scores each sample on its own (`scores_each_sample`: 001's MLP, 000's and 003's
+    convnets, the toy D), real and fake go through D as one concatenated batch: one
+    forward, faster on small models, the same logits up to rounding. With BatchNorm or
+    minibatch statistics they go separately, so that a batch never mixes real and fake; a
+    conditional D (labels `y_real`, `y_fake` `(B,)`) scores `(x, y)` pairs, in two forwards.
+    """
+    if y_real is not None:
+        return D(x_real, y_real), D(x_fake, y_fake)
+    net = distributed.unwrap(D)  # the network inside a DDP wrapper (torchrun)
+    net, dim = (net.net, 1) if isinstance(net, Trials) else (net, 0)  # Trials: one definition
+    m = net.m if isinstance(net, Packed) else 1
+    n_real, n_fake = x_real.shape[dim], x_fake.shape[dim]
+    if (n_real % m or n_fake % m or x_real.shape[dim + 1:] != x_fake.shape[dim + 1:]
+            or not scores_each_sample(net)):  # separate forwards (pack() raises clearly)
+        return D(x_real), D(x_fake)
+    logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)], dim))  # ((B + B') / m, 1)
+    return logits.split([n_real // m, n_fake // m], dim)
+
+
+def d_step(D, opt_D, loss: GANLoss, x_real, x_fake, *, gp_weight: float = 10.0,
            precision: Precision = FLOAT32, clip_value: float = 0.01, y_real=None, y_fake=None,
            r1_weight: float = 0.0):
     """One discriminator update on a real and a (detached) fake batch.
 
-    When D is built only from layers that score each sample on its own (001's MLP, 000's
-    and 003's convnets, the toy D), real and fake go through D as one concatenated batch:
-    one forward, faster on small models, the same logits up to rounding. With BatchNorm or
-    minibatch statistics they go separately, so that a batch never mixes real and fake.
-    `precision` (a `ganlib.precision.Precision`) autocasts the forward and the loss; the
-    gradient penalty, the backward pass and the step stay in float32. For `loss="wgan"`
-    D's weights are clipped into [-clip_value, clip_value] after the step. With labels
-    `y_real`, `y_fake` `(B,)`, D is conditional and scores pairs, `D(x, y)` (chapter 9).
-    `r1_weight` > 0 adds (r1_weight / 2) * `r1_penalty(D, x_real)` (chapter 10).
+    D scores both batches through `discriminate` (one forward when it can). `precision` (a
+    `ganlib.amp.Precision`) autocasts the forward and the loss; the gradient penalty, the
+    backward pass and the step stay in float32. For `loss="wgan"` D's weights are clipped
+    into [-clip_value, clip_value] after the step. With labels `y_real`, `y_fake` `(B,)`,
+    D is conditional and scores pairs, `D(x, y)` (chapter 9). `r1_weight` > 0 adds
+    (r1_weight / 2) * `r1_penalty(D, x_real)` (chapter 10). For the trials ensemble (`D` a
+    `ganlib.trials.Trials`, chapter 6) each trial's loss is its own (`vmap`) and their sum
+    is minimised, so each trial gets its own gradient; `d_loss` is then `(T,)`.
     Returns `(d_loss, real_logits, fake_logits)`, all detached.
     """
-    net = distributed.unwrap(D)  # the network inside a DDP wrapper (torchrun)
+    trials = isinstance(D, Trials)
     with precision.autocast():
-        if y_real is not None:  # a conditional D scores (x, y) pairs, in two forwards
-            real_logits, fake_logits = D(x_real, y_real).float(), D(x_fake, y_fake).float()
-        elif _batch_independent(net, x_real, x_fake):
-            logits = D(torch.cat([x_real, x_fake.to(x_real.dtype)])).float()  # ((B + B') / m, 1)
-            n_real = len(x_real) // (net.m if isinstance(net, models.Packed) else 1)
-            real_logits, fake_logits = logits[:n_real], logits[n_real:]
-        else:
-            real_logits, fake_logits = D(x_real).float(), D(x_fake).float()  # (B, 1) each
-        d_loss = loss.d_loss(real_logits, fake_logits)
+        real_logits, fake_logits = (t.float() for t in discriminate(D, x_real, x_fake,
+                                                                    y_real, y_fake))
+        d_loss = (vmap(loss.d_loss) if trials else loss.d_loss)(real_logits, fake_logits)
     if loss.gradient_penalty:
         D_x = D if y_real is None else (lambda x: D(x, y_real))  # the penalty at real labels
         d_loss = d_loss + gp_weight * gradient_penalty(D_x, x_real.float(), x_fake.float())
     if r1_weight:  # R1 on real data, Mescheder et al. 2018's gamma / 2
         d_loss = d_loss + 0.5 * r1_weight * r1_penalty(D, x_real.float())
     opt_D.zero_grad(set_to_none=True)
-    precision.backward_step(d_loss, opt_D, "D")
+    precision.backward_step(d_loss.sum() if trials else d_loss, opt_D, "D")
     if loss.weight_clipping:  # WGAN's Lipschitz constraint, after every D step
         clip_weights(D, clip_value)
     return d_loss.detach(), real_logits.detach(), fake_logits.detach()
 
 
-def g_step(D, opt_G, loss: GANLoss, x_fake, precision: Precision = FLOAT32, y_fake=None):
+def g_step(D, opt_G, loss: GANLoss, x_fake, *, precision: Precision = FLOAT32, y_fake=None):
     """One generator update through D: gradients flow into G's parameters only
     (D's are frozen with `requires_grad_(False)` for the backward pass, so no D weight
     gradients are computed). `precision` autocasts D's forward and the loss only; `y_fake`
-    are the labels a conditional D scores the fakes with. Returns the detached G loss."""
+    are the labels a conditional D scores the fakes with. For the trials ensemble
+    (`ganlib.trials.Trials`) each trial's loss is its own (`vmap`), their sum is minimised
+    and the loss returned is `(T,)`. Returns the detached G loss."""
+    trials = isinstance(D, Trials)
     trainable = [p for p in D.parameters() if p.requires_grad]  # restore only these after
     for p in trainable:
         p.requires_grad_(False)
     try:
         with precision.autocast():
-            g_loss = loss.g_loss((D(x_fake) if y_fake is None else D(x_fake, y_fake)).float())
+            fake_logits = (D(x_fake) if y_fake is None else D(x_fake, y_fake)).float()
+            g_loss = (vmap(loss.g_loss) if trials else loss.g_loss)(fake_logits)
         opt_G.zero_grad(set_to_none=True)
-        precision.backward_step(g_loss, opt_G, "G")
+        precision.backward_step(g_loss.sum() if trials else g_loss, opt_G, "G")
     finally:
         for p in trainable:
             p.requires_grad_(True)
@@ -162,10 +185,11 @@ def train_step(G, D, opt_G, opt_D, loss: GANLoss, x_reals: list, gp_weight: floa
                   if num_classes else None)
         with precision.autocast():
             x_fake = G(z) if y_fake is None else G(z, y_fake)  # -> (B, C, H, W); kept for g_step
-        d_loss, real_logits, fake_logits = d_step(D, opt_D, loss, x_real, x_fake.detach(),
-                                                  gp_weight, precision, clip_value,
-                                                  y_real, y_fake, r1_weight)
-    g_loss = g_step(distributed.unwrap(D), opt_G, loss, x_fake, precision, y_fake)
+        d_loss, real_logits, fake_logits = d_step(
+            D, opt_D, loss, x_real, x_fake.detach(), gp_weight=gp_weight, precision=precision,
+            clip_value=clip_value, y_real=y_real, y_fake=y_fake, r1_weight=r1_weight)
+    g_loss = g_step(distributed.unwrap(D), opt_G, loss, x_fake, precision=precision,
+                    y_fake=y_fake)
     return d_loss, g_loss, real_logits, fake_logits
 
 
@@ -209,7 +233,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     files = RunFiles(cfg, image_shape, G, D, opt_G, opt_D, precision, G_ema)  # rank 0 writes
     resumed = files.resume(device) if resume else None  # (step, history) from last.pt
     start, history = resumed or (0, new_history())
-    log = StepLog(history, probabilities=loss.name in ("bce", "minimax"), last_pt=files.last_pt)
+    log = StepLog(history, last_pt=files.last_pt)  # D's outputs: probabilities for bce/minimax
+    d_output = torch.sigmoid if loss.name in ("bce", "minimax") else (lambda logits: logits)
 
     step_fn = functools.partial(train_step, distributed.wrap(G, device),
                                 distributed.wrap(D, device), opt_G, opt_D, loss,
@@ -222,13 +247,14 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
                disable=not cfg.progress or not distributed.is_rank0(), dynamic_ncols=True)
     for step in bar:
         x_reals = [next(it) for _ in range(cfg.n_critic)]  # one real batch per D step
-        log.add(*step_fn(x_reals))  # d_loss, g_loss, real_logits, fake_logits: on the device
+        d_loss, g_loss, real_logits, fake_logits = step_fn(x_reals)  # left on the device
+        done = step + 1
+        log.add(done, d_loss, g_loss, d_output(real_logits).mean(), d_output(fake_logits).mean())
         if G_ema is not None:  # the moving average of G's weights, after each G step
             G_ema.update_parameters(G)
-        done = step + 1
         due = _due(cfg, done, total, files.out is not None, evaluate is not None)
         if due or callback:  # read the losses back (NaN check) before anything is written
-            log.flush(done)
+            log.flush()
             bar.set_postfix(**log.postfix())
         if "sample" in due:
             files.save_samples(done, z_fixed)

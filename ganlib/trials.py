@@ -104,16 +104,4 @@ def build_ensemble(trials: int, pack: int = 1, minibatch_std: int = 0, seed: int
     return Trials([G for G, _ in pairs]), Trials([Packed(D, pack) for _, D in pairs])
 
 
-@torch.no_grad()
-def generate_points(G: Trials, z: torch.Tensor) -> torch.Tensor:
-    """Each trial's points `(T, n, 2)` from its noise `z` `(T, n, latent_dim)`, on the CPU,
-    in eval mode (BatchNorm running statistics), G's mode restored, as
-    `ganlib.sampling.generate` does for one network."""
-    was_training = G.training
-    G.eval()
-    x = G.forward(z).float().cpu()  # forward: the plain code even after compile_forward
-    G.train(was_training)
-    return x
-
-
-__all__ = ["Trials", "build_ensemble", "generate_points", "trial_models", "trial_seeds"]
+__all__ = ["Trials", "build_ensemble", "trial_models", "trial_seeds"]

@@ -169,9 +169,9 @@ def test_api_links_name_real_ganlib_objects(path):
 
 
 def test_ganlib_knows_the_configured_repository():
-    from ganlib.utils import REPOSITORY
+    from ganlib.book import REPOSITORY
     assert REPOSITORY == repository_url(), (
-        "ganlib.utils.REPOSITORY must equal repository.url in _config.yml")
+        "ganlib.book.REPOSITORY must equal repository.url in _config.yml")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -189,7 +189,7 @@ def test_every_link_to_the_repository_uses_the_configured_address(path):
 
 def test_load_result_reads_from_the_checkout_and_explains_a_missing_file(tmp_path, monkeypatch):
     import urllib.request
-    from ganlib.utils import load_result
+    from ganlib.book import load_result
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.json").write_text('{"x": 1}')
     monkeypatch.chdir(tmp_path / "results")  # a parent of the working folder holds it

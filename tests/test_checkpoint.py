@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from ganlib import CheckpointError, TrainConfig, build_models, load_checkpoint, train
-from ganlib.checkpoint import FORMAT, RUN_KEYS, VERSION, save_checkpoint
+from ganlib.checkpoint import FORMAT, RUN_KEYS, VERSION, atomic_write, save_checkpoint
 from ganlib.models import MLPDiscriminator, MLPGenerator
-from ganlib.utils import atomic_write
 
 
 def _files(folder):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ganlib import TrainConfig
-from ganlib.validation import AMP_MODES, ConfigError, check_config
+from ganlib.amp import AMP_MODES
+from ganlib.validation import ConfigError, check_config
 
 BAD = [  # (setting, what the message must say)
     (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),

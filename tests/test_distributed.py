@@ -27,7 +27,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 import ganlib
 from ganlib import distributed
 from ganlib.checkpoint import CheckpointError, load_checkpoint
-from ganlib.data import LoaderBatches, TensorBatches, make_batches
+from ganlib.batches import LoaderBatches, TensorBatches, make_batches
 
 TIMEOUT = 120  # seconds a launch may take before the test fails as hung
 B = 16         # batch per process; the one-process reference uses 2 * B

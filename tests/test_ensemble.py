@@ -193,7 +193,8 @@ def test_a_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, options
     ckpt = tmp_path / "run.pt"
     for stop in (1, 5, 8):  # mid-epoch, after a measurement, a few times over
         part = train_toy_ensemble(**kw, checkpoint=ckpt, stop_at=stop)
-        assert not part["finished"] and part["step"] == stop and "samples" not in part
+        assert not part["finished"] and part["step"] == stop and part["samples"] is None
+        assert part.keys() == whole.keys()  # one return shape, finished or not
     end = train_toy_ensemble(**kw, checkpoint=ckpt)
     assert end["finished"] and end["step"] == 12
     assert torch.equal(end["samples"], whole["samples"])
@@ -299,3 +300,27 @@ def test_train_toy_ensemble_result():
         train_toy_ensemble(minibatch_std=3, batch_size=100, steps=1, progress=False)
     with pytest.raises(ValueError, match="updates must be"):
         train_toy_ensemble(updates="both", steps=1, progress=False)
+
+
+def test_ensemble_config_is_checked_and_saved_in_the_checkpoint(tmp_path):
+    from ganlib.ensemble import EnsembleConfig
+    from ganlib.checkpoint import load_checkpoint
+    from ganlib.validation import ConfigError
+    cfg = EnsembleConfig(trials=2, pack=2, steps=4, batch_size=10, dataset_size=40,
+                         num_samples=100, device="cpu", progress=False, snapshot_steps=(3, 1))
+    ckpt = tmp_path / "run.pt"
+    r = train_toy_ensemble(cfg, checkpoint=ckpt)
+    assert r["settings"] == cfg.settings() == load_checkpoint(ckpt)["settings"]
+    assert r["settings"]["snapshot_steps"] == [1, 3] and r["settings"]["betas"] == [0.8, 0.999]
+    assert not {"device", "fast", "progress"} & set(r["settings"])  # a resume may change them
+    same = train_toy_ensemble(**{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
+    assert torch.equal(same["samples"], r["samples"])  # the config, or its fields as keywords
+    with pytest.raises(TypeError, match="not both"):
+        train_toy_ensemble(cfg, steps=5)
+    for bad, field in ((dict(kind="spiral"), "kind"), (dict(loss="wgan-gp"), "loss"),
+                       (dict(trials=0), "trials"), (dict(betas=(0.8, 1.0)), "betas"),
+                       (dict(batchnorm="keras"), "batchnorm"), (dict(real_tuples=1), "real_tuples"),
+                       (dict(snapshot_steps=(1.5,)), "snapshot_steps")):
+        with pytest.raises(ConfigError) as err:
+            EnsembleConfig(**bad)
+        assert err.value.field == field and str(err.value).startswith(f"{field} must be")

@@ -125,3 +125,70 @@ def test_the_chapter_experiments_write_their_ring_section(script, tmp_path):
     configs = configs.values() if "seed" not in configs else [configs]
     assert all(c["seed"] == "<seed>" and c["num_steps"] == 3 for c in configs)
     assert sec["runs"] and all(0 <= r["metrics"]["modes"] <= 8 for r in sec["runs"])
+
+
+# experiments/veegan.py: the VEEGAN/GDPP 2-D protocol (chapter 6)
+
+def test_the_veegan_protocol_runs_quickly_and_writes_its_section(tmp_path):
+    import veegan
+    out = tmp_path / "veegan.json"
+    veegan.main(["ring", "--quick", "--only", "GAN", "Unrolled-5", "WGAN-GP", "PacGAN2",
+                 "GAN+SN", "GAN+R1", "--out", str(out)])
+    sec = json.loads(out.read_text())["ring"]
+    assert sec["budget"] == "quick" and sec["protocol"]["iterations"] == 20
+    assert sec["protocol"]["batch_size"] == 512 and sec["protocol"]["latent_dim"] == 256
+    assert {"machine", "versions", "date", "wall_seconds"} <= sec.keys()
+    assert list(sec["rows"]) == ["GAN", "Unrolled-5", "WGAN-GP", "PacGAN2", "GAN+SN", "GAN+R1"]
+    assert sec["rows"]["Unrolled-5"]["settings"]["unroll"] == 5
+    for row in sec["rows"].values():
+        assert len(row["runs"]) == 2 and row["summary"]["modes"]["n"] == 2
+        for run in row["runs"]:
+            assert 0 <= run["locations"] <= run["modes"] <= 8 and run["locations"] <= 7
+            assert sorted(run["by_step"], key=int) == ["10", "20"]
+        assert len(row["runs"][0]["points"]) == 500 and "points" not in row["runs"][1]
+    assert sec["published"]["Unrolled GAN"] == {"modes": 7.6, "high_quality_pct": 35.6}
+    assert sec["matches"]["Unrolled-5"] == "Unrolled GAN"
+
+
+def test_a_resumed_veegan_run_equals_an_uninterrupted_one(tmp_path):
+    import veegan
+    args = ["grid", "--quick", "--only", "Unrolled-5", "GAN+SN", "--runs", "1"]
+    veegan.main([*args, "--out", str(tmp_path / "whole.json")])
+    chunked = [*args, "--out", str(tmp_path / "chunks.json"), "--checkpoints", str(tmp_path / "ck")]
+    veegan.main([*chunked, "--stop-at", "9"])  # between two saves (every 7 when quick)
+    part = json.loads((tmp_path / "chunks.json").read_text())["grid"]
+    assert part["in_progress"] == {"Unrolled-5 run 0": 9, "GAN+SN run 0": 9}
+    assert all(row["runs"] == [] for row in part["rows"].values())
+    veegan.main(chunked)
+    veegan.main(chunked)  # finished runs are read back, not trained again
+    whole = json.loads((tmp_path / "whole.json").read_text())["grid"]["rows"]
+    end = json.loads((tmp_path / "chunks.json").read_text())["grid"]
+    assert end["in_progress"] == {}
+    for name in ("Unrolled-5", "GAN+SN"):
+        for a, b in zip(whole[name]["runs"], end["rows"][name]["runs"], strict=True):
+            assert {k: v for k, v in a.items() if k != "seconds"} == \
+                   {k: v for k, v in b.items() if k != "seconds"}
+    with pytest.raises(SystemExit):  # stopping needs somewhere to keep the run
+        veegan.main([*args, "--stop-at", "3", "--out", str(tmp_path / "x.json")])
+
+
+def test_the_veegan_metrics_are_gdpps_rule():
+    import veegan
+    from ganlib.mode_metrics import mixture_metrics
+    g = torch.Generator().manual_seed(0)
+    means = veegan.mixture_means("grid")
+    x = means[torch.randint(25, (2500,), generator=g)] + 0.1 * torch.randn(2500, 2, generator=g)
+    ours, ganlib_metrics = veegan.protocol_metrics(x, means, 0.05), mixture_metrics(x, "grid")
+    for key in ("modes", "num_modes", "high_quality_pct", "reverse_kl"):
+        assert ours[key] == pytest.approx(ganlib_metrics[key], rel=1e-12), key
+    # the ring's centres are linspace(0, 2 pi, 8): the first and last coincide at (0, 1), and
+    # GDPP's exact differences send x < 0 to the last, x > 0 to the first
+    ring = veegan.mixture_means("ring")
+    assert torch.allclose(ring[0], ring[7]) and len(torch.unique(ring.round(decimals=6), dim=0)) == 7
+    top = torch.tensor([[0.001, 1.0], [-0.001, 1.0], [0.0, 1.1]])
+    m = veegan.protocol_metrics(top, ring, 0.01)
+    assert (m["modes"], m["locations"], m["num_modes"]) == (2, 1, 8)
+    assert m["high_quality_pct"] == pytest.approx(200 / 3)
+    assert veegan.protocol_metrics(top[2:], ring, 0.01)["reverse_kl"] == float("inf")
+    distinct = veegan.mixture_means("ring", "distinct")
+    assert len(torch.unique(distinct.round(decimals=6), dim=0)) == 8

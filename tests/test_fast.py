@@ -16,7 +16,7 @@ from ganlib.trials import build_ensemble
 from ganlib.fast import _restored, compilable, compile_forward, fast_step
 from ganlib.models import MLPDiscriminator, MLPGenerator
 from ganlib.optim import make_adam
-from ganlib.precision import Precision
+from ganlib.amp import Precision
 from ganlib.training import train_step
 
 SHAPE = (1, 8, 8)

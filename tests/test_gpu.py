@@ -159,7 +159,7 @@ def _steps_on(device, steps=5, name="mlp-bn"):
 
 
 def test_cpu_and_cuda_agree_on_a_few_float32_steps():
-    from ganlib.precision import Precision
+    from ganlib.amp import Precision
     Precision("none", CUDA)  # the policy: TF32 off, as train sets it
     G_cpu, D_cpu, l_cpu = _steps_on(torch.device("cpu"))
     G_gpu, D_gpu, l_gpu = _steps_on(CUDA)

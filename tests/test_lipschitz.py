@@ -15,8 +15,10 @@ from ganlib.lipschitz import (check_critic, clip_weights, has_batch_norm,
                               input_gradient_norms, largest_singular_values, spectral_norm,
                               without_batch_norm)
 from ganlib.losses import wgan_d_loss, wgan_g_loss
-from ganlib.models import DCGANDiscriminator, ToyDiscriminator, ToyGenerator
-from ganlib.training import TrainConfig, d_step, make_adam, train
+from ganlib.dcgan import DCGANDiscriminator
+from ganlib.optim import make_adam
+from ganlib.toy_models import ToyDiscriminator, ToyGenerator
+from ganlib.training import TrainConfig, d_step, train
 
 
 def small_critic(seed=0, dtype=torch.float64):

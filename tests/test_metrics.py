@@ -16,9 +16,10 @@ from ganlib.mixtures import grid_of_gaussians, ring_means, ring_of_gaussians
 from ganlib.inception import InceptionUnavailable, inception_fid
 from ganlib.metrics import (Embedding, class_histogram, classes_covered, classifier_score, embed,
                             fid, fid_evaluator, frechet_distance, frechet_distance_from_stats,
-                            generate_many, image_metrics, kl_to_uniform, precision_recall)
+                            image_metrics, kl_to_uniform, precision_recall)
 from ganlib.mode_metrics import (mixture_metrics, mode_coverage, mode_evaluator,
                                  stacked_mnist_metrics, stacked_mnist_modes)
+from ganlib.sampling import generate_many
 
 RECORD = CLASSIFIERS["mnist"].parent / "classifiers.json"
 P_WITHIN_3_STD_2D = 1 - math.exp(-4.5)  # P(|z| < 3) for a 2-D standard normal: 98.89%

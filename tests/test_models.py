@@ -10,7 +10,8 @@ from torch import nn
 from ganlib import MODELS, Packed, build_models, describe_models, pack
 from ganlib.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlib.generator import Generator
-from ganlib.models import ToyDiscriminator, ToyGenerator, Upsample64Generator
+from ganlib.models import Upsample64Generator
+from ganlib.toy_models import ToyDiscriminator, ToyGenerator
 
 CASES = [("mlp", (1, 28, 28)), ("mlp-bn", (1, 28, 28)), ("conv32", (3, 32, 32)),
          ("upsample64", (3, 64, 64))] + \

@@ -246,9 +246,9 @@ def test_every_command_and_flag_has_help_text():
 
 def test_the_progress_bar_shows_the_last_losses_and_d_outputs():
     from ganlib.history import StepLog, new_history
-    log = StepLog(new_history(), probabilities=False)
-    log.add(torch.tensor(1.25), torch.tensor(0.5), torch.tensor([[0.75]]), torch.tensor([[0.125]]))
-    log.flush(1)
+    log = StepLog(new_history())
+    log.add(1, torch.tensor(1.25), torch.tensor(0.5), torch.tensor(0.75), torch.tensor(0.125))
+    log.flush()
     assert log.postfix() == {"d_loss": "1.250", "g_loss": "0.500", "D_x": "0.75",
                              "D_G_z": "0.12"}
 

@@ -1,4 +1,4 @@
-"""The precision policy (`ganlib.precision`): float32 unless asked; autocast around forward
+"""The precision policy (`ganlib.amp`): float32 unless asked; autocast around forward
 and loss only; the gradient penalty in float32; fp16 with gradient scalers; TF32 off on
 CUDA; clear errors for a policy the device cannot run."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from ganlib import TrainConfig, get_loss, train
 from ganlib.models import MLPDiscriminator, MLPGenerator
 from ganlib.optim import make_adam
-from ganlib.precision import AMP_MODES, Precision, check_amp
+from ganlib.amp import AMP_MODES, Precision, check_amp
 from ganlib.training import d_step, g_step
 
 SHAPE = (1, 8, 8)
@@ -57,8 +57,8 @@ def test_autocast_wraps_forward_and_loss_but_not_backward_step_or_penalty(amp, d
         x_fake = G(G.sample_z(16))
     assert x_fake.dtype == dtype
     d_loss, real_logits, _ = d_step(D, opt_D, get_loss("wgan-gp"), x_real, x_fake.detach(),
-                                    10.0, precision)
-    g_loss = g_step(D, opt_G, get_loss("wgan-gp"), x_fake, precision)
+                                    gp_weight=10.0, precision=precision)
+    g_loss = g_step(D, opt_G, get_loss("wgan-gp"), x_fake, precision=precision)
     assert seen["forward"] == dtype
     assert seen["penalty"] == (False, torch.float32, torch.float32)
     assert seen["D step"] is False and seen["G step"] is False
@@ -122,7 +122,7 @@ def test_unknown_or_boolean_amp_is_refused_with_what_to_use():
 
 def test_bf16_on_a_gpu_without_bfloat16_says_to_use_fp16(monkeypatch):
     """Colab's T4 has no native bfloat16 (torch would emulate it, slowly)."""
-    precision_module = sys.modules["ganlib.precision"]
+    precision_module = sys.modules["ganlib.amp"]
     monkeypatch.setattr(precision_module, "_native_bf16", lambda device: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
     with pytest.raises(ValueError, match=r"Tesla T4 has none; use amp='fp16'"):

@@ -15,7 +15,8 @@ from torch import nn
 from ganlib import (LOSSES, GANLoss, TrainConfig, TrainingDiverged, build_models, d_step, g_step,
                     generate, get_loss, load_checkpoint, ring_of_gaussians, train)
 from ganlib.models import (Conv32Discriminator, Conv32Generator, MLPBNDiscriminator,
-                           MLPBNGenerator, MLPDiscriminator, MLPGenerator, ToyDiscriminator)
+                           MLPBNGenerator, MLPDiscriminator, MLPGenerator)
+from ganlib.toy_models import ToyDiscriminator
 
 SHAPE = (1, 8, 8)  # tiny images keep these tests fast
 
@@ -742,3 +743,12 @@ def test_the_training_module_is_not_shadowed_by_the_train_function():
     assert importlib.import_module("ganlib.training").train is ganlib.train
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("ganlib.train")
+
+
+def test_d_step_and_g_step_take_keywords_past_their_first_arguments():
+    import inspect
+    for fn, positional in ((d_step, ["D", "opt_D", "loss", "x_real", "x_fake"]),
+                           (g_step, ["D", "opt_G", "loss", "x_fake"])):
+        params = inspect.signature(fn).parameters.values()
+        assert [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD] == positional
+        assert all(p.kind is p.KEYWORD_ONLY for p in params if p.name not in positional)

@@ -1,64 +1,21 @@
-"""Small shared helpers: seeding, device choice, atomic file writes."""
+"""What the book needs beyond training: its budget knob, its repository, its result files.
+
+- `budget(quick=..., full=..., gpu=...)`: how long a chapter trains, from `$GANLIB_BUDGET`.
+- `REPOSITORY`: the project's address (`tests/test_book.py` checks it against `_config.yml`).
+- `load_result(path)`: a JSON result file that a script of the repository wrote, read from
+  the clone or, in Colab, downloaded; `cpu_name()` for the machine record those files keep.
+
+Introduced in chapter 1 (how to use this book); `load_result` in chapters 4 to 8.
+"""
 from __future__ import annotations
 
+import json
 import os
-import random
-import tempfile
+import platform
+import urllib.request
 from pathlib import Path
 
-import numpy as np
 import torch
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) from one integer.
-
-    Same seed, same CPU result: every random draw in ganlib goes through these generators.
-    Introduced in chapter 1 (how to use this book).
-    """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def get_device(device: str | torch.device = "auto") -> torch.device:
-    """Return a `torch.device`; "auto" picks CUDA when a GPU is present, else the CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; "
-                         "use device='auto' or 'cpu'")
-    return dev
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call `write(tmp_path)`, then rename the temporary file onto `path` in one step.
-
-    A crash or an exception while writing leaves any earlier file at `path` untouched. The
-    new file gets the permissions an ordinary `open(path, "w")` would give it (the
-    temporary file starts as owner-only).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
 
 BUDGET_ENV = "GANLIB_BUDGET"
 BUDGETS = ("quick", "full", "gpu")
@@ -98,10 +55,8 @@ def load_result(path: str, branch: str = "main"):
     only then downloads the committed file from the project's repository (Colab, where
     `pip install` brought the package without the repository's other folders).
     Raises `FileNotFoundError` saying how to rebuild the file when none of these works.
-    The chapters read their measured tables through it (chapters 5 to 7).
+    The chapters read their measured tables through it (chapters 4 to 8).
     """
-    import json
-    import urllib.request
     here = Path.cwd().resolve()
     for folder in (here, *here.parents, Path(__file__).resolve().parents[1]):
         if (folder / path).is_file():
@@ -122,7 +77,6 @@ def load_result(path: str, branch: str = "main"):
 def cpu_name() -> str:
     """The CPU's model name (from /proc/cpuinfo where there is one), for the machine record
     that benchmark and experiment result files keep."""
-    import platform
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -1,4 +1,6 @@
-"""The precision policy: float32 unless mixed precision is asked for, in one place.
+"""Automatic mixed precision (AMP), the number format of training: float32 unless bf16 or
+fp16 is asked for, in one place. (Not the precision of precision and recall: that is
+`ganlib.metrics.precision_recall`.)
 
 `TrainConfig.amp` names the policy and `train` builds a `Precision` from it:
 
@@ -15,8 +17,9 @@
 
 Always, whatever the policy: the backward pass and the optimizer step run outside autocast
 on float32 weights; WGAN-GP's gradient penalty is computed in float32; the 2-D mixtures of
-chapters 5 and 6 (`ganlib.ensemble`) never use this module and train in float32, because
-near radius 1 bfloat16 values are 0.0078 apart, most of a mode's standard deviation (0.01).
+chapters 5 and 6 (`ganlib.ensemble`) always train in float32 (`FLOAT32`, the default of
+`d_step` and `g_step`), because near radius 1 bfloat16 values are 0.0078 apart, most of a
+mode's standard deviation (0.01).
 
 Introduced in chapter 3 (a first GAN on MNIST), where `train` is.
 """
