@@ -260,7 +260,7 @@ def main(argv=None):
     p.add_argument("command", choices=("mnist", "ring", "grid"))
     add_common_arguments(p, RESULTS, seeds=5)
     p.add_argument("--steps", type=int, default=None,
-                   help="generator steps per run (default 1000 MNIST, 4000 ring/grid)")
+                   help="generator steps per run (default 6000 MNIST, 4000 ring/grid)")
     p.add_argument("--n-eval", type=int, default=5000, help="MNIST: generated and real "
                    "images per measurement")
     p.add_argument("--width", type=int, default=MNIST_WIDTH, help="MNIST: DCGAN's base "

@@ -21,6 +21,7 @@ Writes one section ("ring" or "grid") of `experiments/results/veegan.json`.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -274,6 +275,23 @@ def section(kind, rows, runs, iterations, ring, eval_every, quick, started, in_p
             "matches": MATCHES}
 
 
+def with_other_rows(path: Path, new: dict) -> dict:
+    """`new` (a section) plus the rows of the section already in `path` that this command
+    did not run, when that section has the same protocol: `--only GAN` then `--only WGAN-GP`
+    build one table. The budget is the weakest of the rows'."""
+    old = json.loads(path.read_text()).get(new["kind"]) if path.exists() else None
+    if not old or old.get("protocol") != json.loads(json.dumps(new["protocol"])):  # as stored
+        return new
+    rows = {**{k: v for k, v in old["rows"].items() if k not in new["rows"]}, **new["rows"]}
+    order = [name for name in CONFIGS if name in rows]
+    budgets = {"full": 2, "reduced": 1, "quick": 0}
+    return {**new, "rows": {name: rows[name] for name in order},
+            "budget": min(old["budget"], new["budget"], key=budgets.get),
+            "in_progress": {**{k: v for k, v in old.get("in_progress", {}).items()
+                               if k.rsplit(" run ", 1)[0] not in new["rows"]}, **new["in_progress"]},
+            "wall_seconds": round(sum(r["seconds"] for r in rows.values()), 1)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=("ring", "grid"))
@@ -323,12 +341,12 @@ def main(argv=None):
             print(f"{args.kind} {name:14s} run {i}: modes {r['modes']} ({r['locations']} places)  "
                   f"hq {r['high_quality_pct']:.1f}%  kl {r['reverse_kl']:.2f}  "
                   f"({r['seconds']:.0f} s)", flush=True)
-            write_section(args.out, args.kind, section(
+            write_section(args.out, args.kind, with_other_rows(args.out, section(
                 args.kind, rows, args.runs, args.iterations, args.ring_means, args.eval_every,
-                args.quick, started, in_progress))
-    write_section(args.out, args.kind, section(args.kind, rows, args.runs, args.iterations,
-                                               args.ring_means, args.eval_every, args.quick,
-                                               started, in_progress))
+                args.quick, started, in_progress)))
+    write_section(args.out, args.kind, with_other_rows(args.out, section(
+        args.kind, rows, args.runs, args.iterations, args.ring_means, args.eval_every,
+        args.quick, started, in_progress)))
     if in_progress:
         print(f"unfinished: {in_progress}; run the same command again to go on", flush=True)
     return rows

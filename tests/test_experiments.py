@@ -150,6 +150,18 @@ def test_the_veegan_protocol_runs_quickly_and_writes_its_section(tmp_path):
     assert sec["matches"]["Unrolled-5"] == "Unrolled GAN"
 
 
+def test_veegan_rows_run_by_separate_commands_build_one_table(tmp_path):
+    import veegan
+    out, quick = tmp_path / "veegan.json", ["grid", "--quick", "--runs", "1"]
+    veegan.main([*quick, "--only", "WGAN-GP", "--out", str(out)])
+    veegan.main([*quick, "--only", "GAN", "--out", str(out)])
+    first = json.loads(out.read_text())["grid"]
+    assert list(first["rows"]) == ["GAN", "WGAN-GP"]  # the table's order, both kept
+    veegan.main([*quick, "--only", "GAN", "--iterations", "10", "--out", str(out)])
+    other = json.loads(out.read_text())["grid"]  # another protocol: a new table
+    assert list(other["rows"]) == ["GAN"] and other["protocol"]["iterations"] == 10
+
+
 def test_a_resumed_veegan_run_equals_an_uninterrupted_one(tmp_path):
     import veegan
     args = ["grid", "--quick", "--only", "Unrolled-5", "GAN+SN", "--runs", "1"]
