@@ -67,10 +67,11 @@ def write_section(path: Path, name: str | None, section: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results if name else section)))
 
 
-def add_common_arguments(p: argparse.ArgumentParser, results: Path, seeds: int) -> None:
+def add_common_arguments(p: argparse.ArgumentParser, results: Path, seeds: int | None) -> None:
     """The flags every multi-seed experiment shares: --seeds, --noise-seed, --root,
     --threads, --quick and --out (`results`, the JSON file whose section it replaces)."""
-    p.add_argument("--seeds", type=int, default=seeds, help="runs (seeds) per configuration")
+    p.add_argument("--seeds", type=int, default=seeds, help="runs (seeds) per configuration"
+                   + (f" (default {seeds})" if seeds else " (default: the script's, per data set)"))
     p.add_argument("--noise-seed", type=int, default=12345, help="evaluation noise")
     p.add_argument("--root", default=None, help="MNIST folder (default $GANLIB_DATA)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")

@@ -1,13 +1,13 @@
-"""Wasserstein GANs (chapter 8): three ways to keep the critic Lipschitz, several seeds each.
+"""Wasserstein GANs (chapter 8): three ways to keep the critic Lipschitz beside a plain GAN, several seeds each.
 
     python experiments/wgan.py ring  [--seeds 5] [--steps 4000]
     python experiments/wgan.py grid  [--seeds 5] [--steps 4000]
-    python experiments/wgan.py mnist [--seeds 5] [--steps 1000] [--root DATA]
+    python experiments/wgan.py mnist [--seeds 3] [--steps 1000] [--root DATA]
     python experiments/wgan.py ring grid mnist                      # all three, one after the other
     python experiments/wgan.py ring --quick --out /tmp/smoke.json   # a 1-minute smoke test
 
 Each command trains three critics, each with its paper's settings and 5 critic steps per
-generator step, once per seed, measures the final generators and writes one section
+generator step, and the non-saturating baseline, once per seed, measures the final generators and writes one section
 ("ring", "grid" or "mnist") of `experiments/results/wgan.json`, leaving the others:
 
 - "wgan": weight clipping (Arjovsky et al. 2017): `loss="wgan"`, c = 0.01, lr 5e-5, and
@@ -17,7 +17,16 @@ generator step, once per seed, measures the final generators and writes one sect
   Adam lr 1e-4, betas (0, 0.9);
 - "sngan": spectral normalisation (Miyato et al. 2018) of every critic layer through
   `ganlib.lipschitz.spectral_norm` (PyTorch's parametrization) with the hinge loss and
-  that paper's setting A (Adam lr 1e-4, betas (0.5, 0.9)).
+  that paper's setting A (Adam lr 1e-4, betas (0.5, 0.9));
+- "gan": the baseline, chapter 5's non-saturating GAN (BCE on logits) with chapter 5's
+  optimiser for the data (Adam 1e-3 on the mixtures, 2e-4 on MNIST, betas (0.5, 0.999))
+  and one D step per G step, on the same BatchNorm-free D.
+
+After training, every run's critic is also measured where the WGAN-GP paper looks
+(Gulrajani et al. 2017, section 3 and Figure 1): the norm of its input gradient at 1,000
+points on lines between real and generated samples (a 1-Lipschitz critic that is optimal
+has norm 1 there; clipping's is far below it, the capacity it cannot use) and, for
+clipping, the fraction of its weights at the bounds +-c.
 
 The networks are chapter 5's (`experiments/losses.py`), so its BCE and LSGAN rows can be
 read beside these: on the ring and grid PacGAN's 2-D networks at 128 units (batch 100); on
@@ -53,24 +62,52 @@ from record import add_common_arguments, stamp, write_section  # noqa: E402  (on
 
 RESULTS = Path(__file__).resolve().parent / "results" / "wgan.json"
 DEFAULT_STEPS = {"ring": 4000, "grid": 4000, "mnist": 1000}
-DEFAULT_SEEDS = 5
+DEFAULT_SEEDS = {"ring": 5, "grid": 5, "mnist": 3}  # MNIST runs cost ~10x a 2-D run
 
 # method: the TrainConfig fields it sets, and whether D is spectrally normalised
 METHODS = {
+    "gan": (dict(loss="bce", n_critic=1), False),  # optimiser: chapter 5's, BASELINE_OPT
     "wgan": (dict(loss="wgan", clip_value=0.01, lr_g=5e-5, lr_d=5e-5, betas=(0.0, 0.99)), False),
     "wgan-gp": (dict(loss="wgan-gp", gp_weight=10.0, lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9)), False),
     "sngan": (dict(loss="hinge", lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.9)), True),
 }
 N_CRITIC = 5
+# the baseline's optimiser, chapter 5's for the data (experiments/losses.py)
+BASELINE_OPT = {"mnist": dict(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+                "ring": dict(lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999)),
+                "grid": dict(lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999))}
+N_PROBE = 1000  # real/generated pairs for the critic's gradient norm
 
 
 def config(kind: str, method: str, seed: int, steps: int) -> ganlib.TrainConfig:
     """One method's TrainConfig; the batch size is chapter 5's for the data."""
-    fields, _ = METHODS[method]
+    fields = {"n_critic": N_CRITIC, **(BASELINE_OPT[kind] if method == "gan" else {}),
+              **METHODS[method][0]}
     return ganlib.TrainConfig(data=kind, model="dcgan" if kind == "mnist" else "toy",
                               batch_size=64 if kind == "mnist" else 100, num_steps=steps,
-                              n_critic=N_CRITIC, seed=seed, device="cpu", progress=False,
-                              **fields)
+                              seed=seed, device="cpu", progress=False, **fields)
+
+
+def critic_probe(D, G, x_real: torch.Tensor, clip_value: float | None, seed: int = 0) -> dict:
+    """Where the trained critic stands: the mean and spread of ||grad_x D(x)|| at points
+    drawn uniformly on lines between `x_real` and as many generated samples (WGAN-GP's
+    sampling), and, for a clipped critic (`clip_value` not None), the fraction of its
+    parameters within 1% of the bound (all of them are inside it after a clipping step)."""
+    g = torch.Generator().manual_seed(seed)
+    x_fake = generate_many(G, len(x_real), seed=seed)
+    t = torch.rand(len(x_real), *([1] * (x_real.dim() - 1)), generator=g)
+    x_hat = (t * x_real + (1 - t) * x_fake).requires_grad_(True)
+    was_training = D.training
+    D.eval()
+    try:
+        grad, = torch.autograd.grad(D(x_hat).sum(), x_hat)
+    finally:
+        D.train(was_training)
+    norms = grad.flatten(1).norm(dim=1)
+    weights = torch.cat([p.detach().flatten() for p in D.parameters()])
+    return {"grad_norm_mean": norms.mean().item(), "grad_norm_std": norms.std().item(),
+            "at_clip_bound": None if clip_value is None
+            else (weights.abs() >= 0.99 * clip_value).float().mean().item()}
 
 
 def models(kind: str, method: str, seed: int):
@@ -85,6 +122,11 @@ def models(kind: str, method: str, seed: int):
     if METHODS[method][1]:
         spectral_norm(D)
     return G, D
+
+
+def clipped(cfg: ganlib.TrainConfig) -> float | None:
+    """The clipping bound c of a weight-clipped critic, else None."""
+    return cfg.clip_value if cfg.loss == "wgan" else None
 
 
 def critic_gap(history: dict) -> list[float]:
@@ -125,14 +167,17 @@ def spearman(xs, ys) -> float:
 
 def run_mixture(args, kind: str) -> dict:
     data = ganlib.load_dataset(kind)  # 100,000 points, PacGAN's settings
+    probe_real = data.x[torch.randperm(len(data.x), generator=torch.Generator().manual_seed(2))[:N_PROBE]]
     runs = []
     for seed in seeds(args):
         for method in METHODS:
             t0 = time.perf_counter()
             G, D = models(kind, method, seed)
-            history = ganlib.train(G, D, data, config(kind, method, seed, args.steps))
+            cfg = config(kind, method, seed, args.steps)
+            history = ganlib.train(G, D, data, cfg)
             runs.append({"method": method, "seed": seed,
-                         **mixture_run(G, history, kind, args.noise_seed, t0)})
+                         **mixture_run(G, history, kind, args.noise_seed, t0),
+                         "critic": critic_probe(D, G, probe_real, clipped(cfg))})
             metrics = runs[-1]["metrics"]
             print(f"{kind} {method:7s} seed {seed}: " + ", ".join(
                 f"{k} {metrics[k]:.3f}" for k in MIXTURE_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
@@ -169,6 +214,7 @@ def run_mnist(args) -> dict:
                      "pearson": pearson(gaps, ev["fid"]), "spearman": spearman(gaps, ev["fid"])}
             runs.append({"method": method, "seed": seed, "metrics": metrics,
                          "final": final_state(history), "tracking": track,
+                         "critic": critic_probe(D, G, x_track[:N_PROBE], clipped(cfg)),
                          "seconds": time.perf_counter() - t0})
             print(f"mnist {method:7s} seed {seed}: " + ", ".join(
                 f"{k} {metrics[k]:.3f}" for k in MNIST_METRICS)
@@ -189,16 +235,20 @@ def run_mnist(args) -> dict:
 
 
 def section(args, kind, runs, metrics, data, settings) -> dict:
-    full = args.steps == DEFAULT_STEPS[kind] and args.seeds >= DEFAULT_SEEDS and not args.quick
+    full = args.steps == DEFAULT_STEPS[kind] and args.seeds >= DEFAULT_SEEDS[kind] and not args.quick
     return {
-        "what": f"WGAN (clipping), WGAN-GP and SN-GAN critics on {kind}, final generators",
+        "what": f"WGAN (clipping), WGAN-GP and SN-GAN critics beside a non-saturating GAN on {kind}, "
+                "final generators",
         "command": "python experiments/wgan.py " + " ".join(sys.argv[1:]),
         "budget": {"name": "quick" if args.quick else "full" if full else "reduced",
                    "steps": args.steps, "seeds": args.seeds, "n_critic": N_CRITIC,
-                   "default_steps": DEFAULT_STEPS[kind], "default_seeds": DEFAULT_SEEDS},
+                   "default_steps": DEFAULT_STEPS[kind], "default_seeds": DEFAULT_SEEDS[kind]},
         "settings": {"train_config": {m: {**asdict(config(kind, m, 0, args.steps)), "seed": "<seed>"}
                                       for m in METHODS},
                      "spectral_norm": [m for m in METHODS if METHODS[m][1]],
+                     "critic_probe": f"{N_PROBE} points on lines between training samples (seed 2"
+                                     " on the mixtures; the tracking digits on MNIST) and as many "
+                                     "generated ones (critic_probe)",
                      "methods": list(METHODS), "seeds": list(seeds(args)),
                      "hidden": TOY_HIDDEN, "data": data.source, "n_train": len(data),
                      **settings},
@@ -212,7 +262,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("command", nargs="+", choices=("ring", "grid", "mnist"),
                    help="the sections to run, one after the other")
-    add_common_arguments(p, RESULTS, seeds=DEFAULT_SEEDS)
+    add_common_arguments(p, RESULTS, seeds=None)
     p.add_argument("--steps", type=int, default=None,
                    help="generator steps per run (default 4000 ring/grid, 1000 MNIST)")
     p.add_argument("--n-eval", type=int, default=5000, help="MNIST: generated and real "
@@ -226,11 +276,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
-        args.seeds, args.n_eval, args.n_track, args.n_track_real = min(args.seeds, 2), 500, 200, 500
+        args.seeds, args.n_eval, args.n_track, args.n_track_real = min(args.seeds or 2, 2), 500, 200, 500
         args.steps = args.steps or 20
-    steps = args.steps
+    steps, n_seeds = args.steps, args.seeds
     for kind in args.command:
         args.steps = steps or DEFAULT_STEPS[kind]
+        args.seeds = n_seeds or DEFAULT_SEEDS[kind]
         args.start = time.perf_counter()
         sec = run_mnist(args) if kind == "mnist" else run_mixture(args, kind)
         write_section(args.out, kind, sec)
