@@ -66,10 +66,18 @@ CONFIGS = {
     "GAN+R1": dict(r1_weight=1.0),  # (gamma / 2) R1 on real data, gamma = 1 (our choice)
     # not in the default table: the unrolled G with the non-saturating loss instead
     "Unrolled-5-NS": dict(unroll=5, objective="g_loss"),
+    # protocol details tried the other way, to explain where our rows and the papers' differ:
+    # G's saturating minimax loss (the notebook's k = 0: its saddle objective without unrolling)
+    "GAN-minimax": dict(loss="minimax"),
+    # WGAN-GP with G at D's learning rate (1e-4), and with WGAN-GP's 5 critic steps
+    "WGAN-GP-lr": dict(loss="wgan-gp", gp_weight=10.0, lr_g=1e-4),
+    "WGAN-GP-5": dict(loss="wgan-gp", gp_weight=10.0, n_critic=5),
+    # the usual PyTorch order instead of the simultaneous one: D's step, then G's against it
+    "GAN-alternating": dict(updates="alternating"),
 }
 DEFAULT_ROWS = ["GAN", "Unrolled-5", "WGAN-GP", "PacGAN2", "PacGAN4", "GAN+SN", "GAN+R1"]
 BASE = dict(loss="bce", pack=1, unroll=0, objective="g_loss", gp_weight=10.0, n_critic=1,
-            spectral_norm=False, r1_weight=0.0)
+            spectral_norm=False, r1_weight=0.0)  # a row may also set lr_g (else PROTOCOL's)
 
 # GDPP (Elfeki et al. 2019) Table 1, modes and % high-quality samples, means of five runs,
 # no error bars; its first four rows are VEEGAN's Table 1 (Srivastava et al. 2017)
@@ -164,7 +172,7 @@ def build(cfg: dict):
         D = Packed(D, cfg["pack"])
     make = lambda net, lr: torch.optim.Adam(net.parameters(), lr=lr, betas=PROTOCOL["betas"],  # noqa: E731
                                             eps=PROTOCOL["eps"])
-    return G, D, make(G, PROTOCOL["lr_g"]), make(D, PROTOCOL["lr_d"])
+    return G, D, make(G, cfg.get("lr_g", PROTOCOL["lr_g"])), make(D, PROTOCOL["lr_d"])
 
 
 def train_step(G, D, opt_G, opt_D, loss, cfg: dict, means: torch.Tensor, std: float):
@@ -178,6 +186,10 @@ def train_step(G, D, opt_G, opt_D, loss, cfg: dict, means: torch.Tensor, std: fl
                r1_weight=cfg["r1_weight"])
     x_real = sample_mixture(means, n, std)[0]  # (n, 2), fresh every iteration
     x_fake = G(G.sample_z(n))                   # (n, 256) -> (n, 2), graph to G
+    if cfg.get("updates") == "alternating":  # D first, then G against the updated D
+        d_loss = d_step(D, opt_D, loss, x_real, x_fake.detach(), gp_weight=cfg["gp_weight"],
+                        r1_weight=cfg["r1_weight"])[0]
+        return d_loss, g_step(D, opt_G, loss, x_fake)
     if cfg["unroll"]:
         g_loss = unrolled_g_step(D, opt_G, opt_D, loss, x_real, x_fake, cfg["unroll"],
                                  cfg["objective"])

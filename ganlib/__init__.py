@@ -43,6 +43,9 @@ from .latent import chi_mean, lerp, slerp  # noqa: E402
 # Trained generators shipped with the package (chapters 3, 4, 8 and 9).
 from .converged import PretrainedError, pretrained  # noqa: E402
 
+# Named recipes chosen by measurement (chapter 10).
+from .recipes import RECIPES, recipe_config  # noqa: E402
+
 __all__ = [
     # data (chapter 3) and batches
     "ImageData", "check_images", "grid_of_gaussians", "load_dataset", "load_images",
@@ -68,4 +71,6 @@ __all__ = [
     "conditional_samples", "per_class_fid", "chi_mean", "lerp", "slerp",
     # trained generators shipped with ganlib
     "PretrainedError", "pretrained",
+    # recipes (chapter 10)
+    "RECIPES", "recipe_config",
 ]

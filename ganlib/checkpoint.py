@@ -22,7 +22,7 @@ VERSION = 1
 # Config fields that define a run; resuming with any of them changed is refused.
 RUN_KEYS = ("data", "model", "loss", "image_size", "latent_dim", "pack_m", "batch_size",
             "n_critic", "lr_g", "lr_d", "betas", "seed", "lsgan_abc", "gp_weight", "clip_value",
-            "r1_weight", "label_smoothing")
+            "r1_weight", "label_smoothing", "ema")
 
 
 class CheckpointError(ValueError):

@@ -31,7 +31,8 @@ class RunFiles:
 
     `config` is the run's `TrainConfig`, `image_shape` the data's `(C, H, W)`, `precision`
     its `ganlib.amp.Precision` (fp16 loss scalers are saved), `G_ema` an optional
-    moving average of G (`ganlib.ema`), saved and resumed with the rest."""
+    moving average of G (`ganlib.ema`), saved and resumed with the rest; the sample grids
+    show it when there is one."""
 
     def __init__(self, config, image_shape, G, D, opt_G, opt_D, precision, G_ema=None):
         self.out = Path(config.out_dir) if config.out_dir else None
@@ -76,17 +77,23 @@ class RunFiles:
             networks=describe_models(self.G, self.D, self.image_shape),
             world_size=distributed.world_size(), **ema)
 
+    @property
+    def sampler(self):
+        """The generator the grids show: the moving average when the run keeps one."""
+        return self.G_ema.module if self.G_ema is not None else self.G
+
     def save_samples(self, step: int, z_fixed: torch.Tensor) -> None:
-        """The grid of G's samples from the fixed noise, as `samples/step_{step}.png`."""
+        """The grid of the samples from the fixed noise, as `samples/step_{step}.png`."""
         if self.writes:
-            save_samples(generate(self.G, z_fixed), self.out / "samples" / f"step_{step:07d}.png")
+            save_samples(generate(self.sampler, z_fixed),
+                         self.out / "samples" / f"step_{step:07d}.png")
 
     def finish(self, step: int, history: dict, z_fixed: torch.Tensor) -> None:
         """At the end: `last.pt`, the final sample grid, the loss curves and `history.json`."""
         if not self.writes:
             return
         self.save(step, history)
-        save_samples(generate(self.G, z_fixed), self.out / "samples.png")
+        save_samples(generate(self.sampler, z_fixed), self.out / "samples.png")
         save_figure(plot_history(history), self.out / "losses.png")
         ckpt_io.atomic_write(self.out / "history.json",
                              lambda tmp: Path(tmp).write_text(json.dumps(history)))

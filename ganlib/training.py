@@ -20,6 +20,7 @@ from .amp import FLOAT32, Precision
 from .batches import make_batches
 from .data import check_images
 from .device import get_device
+from .ema import ema_model
 from .fast import fast_step
 from .history import StepLog, new_history
 from .image_data import ImageData
@@ -55,6 +56,7 @@ class TrainConfig:
     clip_value: float = 0.01     # WGAN's weight-clipping bound c, used by wgan only
     r1_weight: float = 0.0       # R1's gamma: D's loss += gamma/2 E||grad D(x_real)||^2 (0: off)
     label_smoothing: float = 0.0  # one-sided: real target 1 - this, bce/minimax only (0: off)
+    ema: float = 0.0             # sample from an EMA of G's weights with this decay, warmed up (0: off)
     lsgan_abc: tuple = (0.0, 1.0, 1.0)  # LSGAN targets: fake a, real b, G's target c
     seed: int = 0                # one seed for weights, noise and data order
     device: str = "auto"         # "auto" picks CUDA when present
@@ -209,7 +211,10 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     each process trains on its shard of every batch with G and D in DistributedDataParallel
     and rank 0 writes (`ganlib.distributed`). `G_ema`, if given
     (`ganlib.ema.ema_model(G, decay)`), is updated after every generator step and saved in
-    the checkpoints (chapter 10).
+    the checkpoints (chapter 10); with `config.ema > 0` and no `G_ema`, train keeps one
+    itself (`ema_model(G, config.ema, warmup=True)`, what the command line's `--ema` and
+    the `fast-mnist` recipe use). Either way the sample grids it writes come from the
+    average.
     """
     cfg, device = config, get_device(config.device)
     device = distributed.init(device)  # torchrun: join the process group, cuda:LOCAL_RANK
@@ -230,6 +235,8 @@ def train(G, D, data: ImageData | torch.Tensor, config: TrainConfig, resume: boo
     opt_D = make_adam(D, cfg.lr_d, cfg.betas)
     precision = Precision(cfg.amp, device)  # autocast dtype and fp16 loss scaling
     total = cfg.num_steps or max(1, math.ceil(cfg.num_epochs * batches.steps_per_epoch / cfg.n_critic))
+    if cfg.ema and G_ema is None:  # the average this run samples from (chapter 10)
+        G_ema = ema_model(G, cfg.ema, warmup=True)
     files = RunFiles(cfg, image_shape, G, D, opt_G, opt_D, precision, G_ema)  # rank 0 writes
     resumed = files.resume(device) if resume else None  # (step, history) from last.pt
     start, history = resumed or (0, new_history())

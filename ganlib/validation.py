@@ -130,6 +130,9 @@ def check_config(cfg) -> None:
     if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):
         _fail("label_smoothing", "a number in [0, 1)", cfg.label_smoothing,
               "use e.g. 0.1 (real target 0.9), or 0 for none")
+    if not (isinstance(cfg.ema, (int, float)) and not isinstance(cfg.ema, bool) and 0 <= cfg.ema < 1):
+        _fail("ema", "a decay in [0, 1)", cfg.ema,
+              "use e.g. 0.999 (an average over about 1,000 steps), or 0 for none")
     _lsgan_abc_seed_device(cfg)
     if cfg.amp not in AMP_MODES:
         _fail("amp", f"one of {', '.join(AMP_MODES)}", cfg.amp,
@@ -184,6 +187,9 @@ def check_ensemble_config(cfg) -> None:
     _betas(cfg, "use e.g. (0.8, 0.999) as PacGAN does")
     if cfg.init_std is not None:
         _number(cfg, "init_std", "use 0.02 (PacGAN's), or None for PyTorch's initialisation")
+    if not (isinstance(cfg.ema, (int, float)) and not isinstance(cfg.ema, bool) and 0 <= cfg.ema < 1):
+        _fail("ema", "a decay in [0, 1)", cfg.ema,
+              "use e.g. 0.999 (an average over about 1,000 steps), or 0 for none")
     _lsgan_abc_seed_device(cfg)
     if cfg.updates not in ("alternating", "simultaneous"):
         _fail("updates", "'alternating' or 'simultaneous'", cfg.updates,

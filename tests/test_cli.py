@@ -132,7 +132,7 @@ NON_DEFAULT = {
     "n_critic": (["--n-critic", "3"], 3), "gp_weight": (["--gp-weight", "2.5"], 2.5),
     "clip_value": (["--clip-value", "0.05"], 0.05),
     "r1_weight": (["--r1-weight", "1.0"], 1.0),
-    "label_smoothing": (["--label-smoothing", "0.1"], 0.1),
+    "label_smoothing": (["--label-smoothing", "0.1"], 0.1), "ema": (["--ema", "0.99"], 0.99),
     "lsgan_abc": (["--lsgan-abc", "-1", "1", "0"], (-1.0, 1.0, 0.0)),
     "seed": (["--seed", "5"], 5), "device": (["--device", "cpu"], "cpu"),
     "amp": (["--amp", "bf16"], "bf16"),
