@@ -187,9 +187,6 @@ def check_ensemble_config(cfg) -> None:
     _betas(cfg, "use e.g. (0.8, 0.999) as PacGAN does")
     if cfg.init_std is not None:
         _number(cfg, "init_std", "use 0.02 (PacGAN's), or None for PyTorch's initialisation")
-    if not (isinstance(cfg.ema, (int, float)) and not isinstance(cfg.ema, bool) and 0 <= cfg.ema < 1):
-        _fail("ema", "a decay in [0, 1)", cfg.ema,
-              "use e.g. 0.999 (an average over about 1,000 steps), or 0 for none")
     _lsgan_abc_seed_device(cfg)
     if cfg.updates not in ("alternating", "simultaneous"):
         _fail("updates", "'alternating' or 'simultaneous'", cfg.updates,

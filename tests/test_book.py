@@ -448,3 +448,50 @@ def test_execute_book_runs_every_notebook_of_the_book_into_the_builds_cache():
     assert execute_book.CACHE == ROOT / "_build" / ".jupyter_cache"
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "cache"  # the build reads that cache
+
+
+# --- GPU budgets ----------------------------------------------------------------------------
+# `ganlib.budget(quick=..., full=..., gpu=...)` trains `gpu` where there is a GPU. A call
+# without `gpu=` silently trains the CPU-sized `full` budget on a GPU too, so every call in
+# every chapter's code states what a GPU runs (the first cell's label form, which prints the
+# budget that runs, names all three: `ganlib.budget('quick', 'full', 'gpu')`).
+
+def budget_calls(path: Path) -> list:
+    """(cell index, call) for every call of `ganlib.budget` or `budget` in the code cells."""
+    import ast
+    calls = []
+    for i, cell in enumerate(load_notebook(path)["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        code = "\n".join(l for l in cell_source(cell).splitlines() if not l.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Call) and (getattr(node.func, "attr", None) == "budget"
+                                               or getattr(node.func, "id", None) == "budget"):
+                calls.append((i, node))
+    return calls
+
+
+def states_the_gpu_budget(call) -> bool:
+    return any(k.arg == "gpu" for k in call.keywords) or len(call.args) >= 3
+
+
+def test_the_budget_call_scanner_tells_a_stated_gpu_budget_from_a_missing_one():
+    import ast
+    call = lambda src: ast.parse(src).body[0].value  # noqa: E731
+    assert states_the_gpu_budget(call("ganlib.budget(quick=1, full=2, gpu=3)"))
+    assert states_the_gpu_budget(call("ganlib.budget('quick', 'full', 'gpu')"))
+    assert not states_the_gpu_budget(call("ganlib.budget(quick=1, full=2)"))
+    assert not states_the_gpu_budget(call("ganlib.budget('quick', 'full')"))
+    # ... and it finds the first cell's call, inside an f-string
+    assert budget_calls(BOOK / "02_minimax.ipynb")[0][0] == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_budget_call_states_the_gpu_budget(path):
+    import ast
+    calls = budget_calls(path)
+    assert calls, f"{path.name} never calls ganlib.budget (its first cell prints the budget)"
+    missing = [f"cell {i}: {ast.unparse(call)}" for i, call in calls if not states_the_gpu_budget(call)]
+    assert not missing, (
+        f"{path.name} calls ganlib.budget without saying what a GPU trains; pass gpu= (the "
+        "positional label form takes 'quick', 'full', 'gpu'):\n" + "\n".join(missing))
