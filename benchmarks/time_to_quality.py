@@ -39,36 +39,58 @@ from ganlib.sampling import generate_many
 HERE = Path(__file__).resolve().parent
 
 
-def dcgan(width: int, d_width: int | None = None):
-    return lambda: (DCGANGenerator(100, channels=1, image_size=28, width=width),
-                    DCGANDiscriminator(channels=1, image_size=28, width=d_width or width))
+def dcgan(width: int, d_width: int | None = None, channels_last: bool = False):
+    def make():
+        G = DCGANGenerator(100, channels=1, image_size=28, width=width)
+        D = DCGANDiscriminator(channels=1, image_size=28, width=d_width or width)
+        if channels_last:  # NHWC weights: oneDNN's faster convolution layout on CPUs
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        return G, D
+    return make
 
 
-# name: what it is, how to build (G, D), the TrainConfig fields, the EMA decay (None: no
-# EMA), torch threads. The first two are the README's job and chapter 4's DCGAN.
+mlp_bn = lambda: ganlib.build_models("mlp-bn")  # noqa: E731
+
+
+# name: what it is, how to build (G, D), the TrainConfig fields, the EMA of G's weights it
+# samples from (None; "plain": decay 0.999; "warm": decay 0.999 with the warm-up of
+# `ganlib.ema.warmup_ema`), torch threads. The first is the README's job before this
+# benchmark, the DCGANs chapter 4's network.
 CANDIDATES = {
-    "readme-mlp-bn": ("the README's main job: 002's MLP + BatchNorm, BCE, batch 64",
-                      lambda: ganlib.build_models("mlp-bn"), dict(batch_size=64), None, 1),
-    "dcgan32": ("chapter 4's DCGAN, width 32, BCE, batch 64",
-                dcgan(32), dict(batch_size=64), None, 1),
-    "dcgan32-ema": ("dcgan32 sampled from an EMA of G (decay 0.999)",
-                    dcgan(32), dict(batch_size=64), 0.999, 1),
-    "dcgan16-ema": ("width 16 (a quarter of the cost), EMA 0.999",
-                    dcgan(16), dict(batch_size=64), 0.999, 1),
-    "dcgan24-ema": ("width 24, EMA 0.999", dcgan(24), dict(batch_size=64), 0.999, 1),
-    "dcgan32-ema-b32": ("batch 32, EMA 0.999", dcgan(32), dict(batch_size=32), 0.999, 1),
-    "dcgan32-ema-b128": ("batch 128, lr 4e-4, EMA 0.999", dcgan(32),
-                         dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), 0.999, 1),
-    "dcgan32-ema-ttur": ("TTUR: lr_d 4e-4, lr_g 1e-4, EMA 0.999", dcgan(32),
-                         dict(batch_size=64, lr_g=1e-4, lr_d=4e-4), 0.999, 1),
-    "dcgan32-ema-lsgan": ("LSGAN loss, EMA 0.999", dcgan(32),
-                          dict(batch_size=64, loss="lsgan"), 0.999, 1),
-    "dcgan32-ema-hinge": ("hinge loss, EMA 0.999", dcgan(32),
-                          dict(batch_size=64, loss="hinge"), 0.999, 1),
-    "dcgan32-ema-2threads": ("dcgan32-ema on 2 intra-op threads", dcgan(32),
-                             dict(batch_size=64), 0.999, 2),
+    "readme-mlp-bn": ("002's MLP + BatchNorm, BCE, batch 64, lr 2e-4", mlp_bn, {}, None, 1),
+    "mlp-bn-ema": ("readme-mlp-bn sampled from a plain EMA of G", mlp_bn, {}, "plain", 1),
+    "mlp-bn-ema-warm": ("readme-mlp-bn sampled from a warm-up EMA", mlp_bn, {}, "warm", 1),
+    "mlp-bn-ema-lr5e-4": ("mlp-bn-ema-warm at lr 5e-4", mlp_bn, dict(lr_g=5e-4, lr_d=5e-4), "warm", 1),
+    "mlp-bn-ema-lr1e-3": ("mlp-bn-ema-warm at lr 1e-3", mlp_bn, dict(lr_g=1e-3, lr_d=1e-3), "warm", 1),
+    "mlp-bn-ema-b128": ("mlp-bn-ema-warm at batch 128, lr 4e-4", mlp_bn,
+                        dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), "warm", 1),
+    "mlp-bn-b128": ("readme-mlp-bn at batch 128, lr 4e-4, no EMA", mlp_bn,
+                    dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), None, 1),
+    "mlp-bn-ema-b128-lr3e-4": ("mlp-bn-ema-b128 at lr 3e-4", mlp_bn,
+                               dict(batch_size=128, lr_g=3e-4, lr_d=3e-4), "warm", 1),
+    "mlp-bn-ema-b256": ("mlp-bn-ema-warm at batch 256, lr 4e-4", mlp_bn,
+                        dict(batch_size=256, lr_g=4e-4, lr_d=4e-4), "warm", 1),
+    "mlp-bn-ema-b128-2threads": ("mlp-bn-ema-b128 on 2 intra-op threads", mlp_bn,
+                                 dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), "warm", 2),
+    "mlp-bn-ema-ttur": ("mlp-bn-ema-warm, TTUR: lr_d 4e-4, lr_g 1e-4", mlp_bn,
+                        dict(lr_g=1e-4, lr_d=4e-4), "warm", 1),
+    "mlp-bn-ema-lsgan": ("mlp-bn-ema-warm with the LSGAN loss", mlp_bn, dict(loss="lsgan"), "warm", 1),
+    "mlp-bn-ema-hinge": ("mlp-bn-ema-warm with the hinge loss", mlp_bn, dict(loss="hinge"), "warm", 1),
+    "mlp-bn-ema-2threads": ("mlp-bn-ema-warm on 2 intra-op threads", mlp_bn, {}, "warm", 2),
+    "dcgan32": ("chapter 4's DCGAN, width 32, BCE, batch 64", dcgan(32), {}, None, 1),
+    "dcgan32-ema": ("dcgan32 sampled from a warm-up EMA", dcgan(32), {}, "warm", 1),
+    "dcgan16-ema": ("width 16 (a quarter of the cost), warm-up EMA", dcgan(16), {}, "warm", 1),
+    "dcgan24-ema": ("width 24, warm-up EMA", dcgan(24), {}, "warm", 1),
+    "dcgan32-d16-ema": ("G width 32, D width 16, warm-up EMA", dcgan(32, 16), {}, "warm", 1),
+    "dcgan32-d16-ema-cl": ("dcgan32-d16-ema in channels-last layout", dcgan(32, 16, True), {},
+                           "warm", 1),
+    "dcgan32-ema-cl": ("dcgan32-ema in channels-last layout", dcgan(32, channels_last=True), {},
+                       "warm", 1),
+    "dcgan32-ema-b128": ("dcgan32-ema at batch 128, lr 4e-4", dcgan(32),
+                         dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), "warm", 1),
+    "dcgan32-ema-2threads": ("dcgan32-ema on 2 intra-op threads", dcgan(32), {}, "warm", 2),
 }
-BASE = dict(loss="bce", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), seed=0, device="cpu",
+BASE = dict(loss="bce", batch_size=64, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), seed=0, device="cpu",
             progress=False, log_every=1000)
 
 
@@ -92,11 +114,11 @@ class Done(Exception):
 
 
 def run(name: str, args, data, ref) -> dict:
-    what, make, fields, decay, threads = CANDIDATES[name]
+    what, make, fields, ema, threads = CANDIDATES[name]
     torch.set_num_threads(threads)
     ganlib.seed_everything(0)
     G, D = make()
-    G_ema = ema_model(G, decay) if decay else None
+    G_ema = ema_model(G, 0.999, warmup=ema == "warm") if ema else None
     cfg = ganlib.TrainConfig(**{**BASE, **fields, "num_steps": 10_000_000, "model": "custom"})
     at = [t for t in args.at if t <= args.budget] or [args.budget]
     points, clock = [], Clock(args.clock)
@@ -119,7 +141,7 @@ def run(name: str, args, data, ref) -> dict:
         ganlib.train(G, D, data, cfg, callback=measure, G_ema=G_ema)
     except Done:
         pass
-    return {"what": what, "threads": threads, "ema": decay, "train_config": fields,
+    return {"what": what, "threads": threads, "ema": ema, "train_config": {**BASE, **fields},
             "params": sum(p.numel() for p in (*G.parameters(), *D.parameters())), "points": points}
 
 
