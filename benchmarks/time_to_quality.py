@@ -50,6 +50,7 @@ def dcgan(width: int, d_width: int | None = None, channels_last: bool = False):
 
 
 mlp_bn = lambda: ganlib.build_models("mlp-bn")  # noqa: E731
+B128 = dict(batch_size=128, lr_g=4e-4, lr_d=4e-4)  # a batch of 128 at twice the usual lr
 
 
 # name: what it is, how to build (G, D), the TrainConfig fields, the EMA of G's weights it
@@ -61,34 +62,25 @@ CANDIDATES = {
     "mlp-bn-ema": ("readme-mlp-bn sampled from a plain EMA of G", mlp_bn, {}, "plain", 1),
     "mlp-bn-ema-warm": ("readme-mlp-bn sampled from a warm-up EMA", mlp_bn, {}, "warm", 1),
     "mlp-bn-ema-lr5e-4": ("mlp-bn-ema-warm at lr 5e-4", mlp_bn, dict(lr_g=5e-4, lr_d=5e-4), "warm", 1),
-    "mlp-bn-ema-lr1e-3": ("mlp-bn-ema-warm at lr 1e-3", mlp_bn, dict(lr_g=1e-3, lr_d=1e-3), "warm", 1),
-    "mlp-bn-ema-b128": ("mlp-bn-ema-warm at batch 128, lr 4e-4", mlp_bn,
-                        dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), "warm", 1),
-    "mlp-bn-b128": ("readme-mlp-bn at batch 128, lr 4e-4, no EMA", mlp_bn,
-                    dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), None, 1),
+    "mlp-bn-b128": ("readme-mlp-bn at batch 128, lr 4e-4, no EMA", mlp_bn, B128, None, 1),
+    "mlp-bn-ema-b128": ("the fast-mnist recipe: batch 128, lr 4e-4, warm-up EMA", mlp_bn, B128, "warm", 1),
     "mlp-bn-ema-b128-lr3e-4": ("mlp-bn-ema-b128 at lr 3e-4", mlp_bn,
                                dict(batch_size=128, lr_g=3e-4, lr_d=3e-4), "warm", 1),
-    "mlp-bn-ema-b256": ("mlp-bn-ema-warm at batch 256, lr 4e-4", mlp_bn,
+    "mlp-bn-ema-b256": ("mlp-bn-ema-b128 at batch 256 (lr 4e-4)", mlp_bn,
                         dict(batch_size=256, lr_g=4e-4, lr_d=4e-4), "warm", 1),
-    "mlp-bn-ema-b128-2threads": ("mlp-bn-ema-b128 on 2 intra-op threads", mlp_bn,
-                                 dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), "warm", 2),
-    "mlp-bn-ema-ttur": ("mlp-bn-ema-warm, TTUR: lr_d 4e-4, lr_g 1e-4", mlp_bn,
-                        dict(lr_g=1e-4, lr_d=4e-4), "warm", 1),
-    "mlp-bn-ema-lsgan": ("mlp-bn-ema-warm with the LSGAN loss", mlp_bn, dict(loss="lsgan"), "warm", 1),
-    "mlp-bn-ema-hinge": ("mlp-bn-ema-warm with the hinge loss", mlp_bn, dict(loss="hinge"), "warm", 1),
-    "mlp-bn-ema-2threads": ("mlp-bn-ema-warm on 2 intra-op threads", mlp_bn, {}, "warm", 2),
+    "mlp-bn-ema-b128-ttur": ("mlp-bn-ema-b128 with TTUR: lr_d 4e-4, lr_g 1e-4", mlp_bn,
+                             dict(batch_size=128, lr_g=1e-4, lr_d=4e-4), "warm", 1),
+    "mlp-bn-ema-b128-lsgan": ("mlp-bn-ema-b128 with the LSGAN loss", mlp_bn,
+                              {**B128, "loss": "lsgan"}, "warm", 1),
+    "mlp-bn-ema-b128-hinge": ("mlp-bn-ema-b128 with the hinge loss", mlp_bn,
+                              {**B128, "loss": "hinge"}, "warm", 1),
+    "mlp-bn-ema-b128-2threads": ("mlp-bn-ema-b128 on 2 intra-op threads", mlp_bn, B128, "warm", 2),
     "dcgan32": ("chapter 4's DCGAN, width 32, BCE, batch 64", dcgan(32), {}, None, 1),
     "dcgan32-ema": ("dcgan32 sampled from a warm-up EMA", dcgan(32), {}, "warm", 1),
-    "dcgan16-ema": ("width 16 (a quarter of the cost), warm-up EMA", dcgan(16), {}, "warm", 1),
-    "dcgan24-ema": ("width 24, warm-up EMA", dcgan(24), {}, "warm", 1),
-    "dcgan32-d16-ema": ("G width 32, D width 16, warm-up EMA", dcgan(32, 16), {}, "warm", 1),
-    "dcgan32-d16-ema-cl": ("dcgan32-d16-ema in channels-last layout", dcgan(32, 16, True), {},
-                           "warm", 1),
     "dcgan32-ema-cl": ("dcgan32-ema in channels-last layout", dcgan(32, channels_last=True), {},
                        "warm", 1),
-    "dcgan32-ema-b128": ("dcgan32-ema at batch 128, lr 4e-4", dcgan(32),
-                         dict(batch_size=128, lr_g=4e-4, lr_d=4e-4), "warm", 1),
-    "dcgan32-ema-2threads": ("dcgan32-ema on 2 intra-op threads", dcgan(32), {}, "warm", 2),
+    "dcgan32-d16-ema": ("G width 32, D width 16, warm-up EMA", dcgan(32, 16), {}, "warm", 1),
+    "dcgan16-ema": ("width 16 (a quarter of the cost), warm-up EMA", dcgan(16), {}, "warm", 1),
 }
 BASE = dict(loss="bce", batch_size=64, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), seed=0, device="cpu",
             progress=False, log_every=1000)

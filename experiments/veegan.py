@@ -87,7 +87,10 @@ PUBLISHED = {
     "grid": {"GAN": (3.3, 0.5), "ALI": (15.8, 1.6), "Unrolled GAN": (23.6, 16.0),
              "VEEGAN": (24.6, 40.0), "WGAN-GP": (24.2, 28.7), "GDPP-GAN": (24.8, 68.5)},
 }
-MATCHES = {"GAN": "GAN", "Unrolled-5": "Unrolled GAN", "WGAN-GP": "WGAN-GP"}  # ours: theirs
+MATCHES = {"GAN": "GAN", "Unrolled-5": "Unrolled GAN", "WGAN-GP": "WGAN-GP",  # ours: theirs
+           # the rows that try one protocol detail the other way answer the same published row
+           "Unrolled-5-NS": "Unrolled GAN", "GAN-minimax": "GAN", "GAN-alternating": "GAN",
+           "WGAN-GP-lr": "WGAN-GP", "WGAN-GP-5": "WGAN-GP"}
 DEFAULTS = dict(iterations=PROTOCOL["iterations"], runs=PROTOCOL["runs"], eval_every=5_000,
                 save_every=1_000)
 QUICK = dict(iterations=20, runs=2, eval_every=10, save_every=7)

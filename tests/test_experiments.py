@@ -204,3 +204,28 @@ def test_the_veegan_metrics_are_gdpps_rule():
     assert veegan.protocol_metrics(top[2:], ring, 0.01)["reverse_kl"] == float("inf")
     distinct = veegan.mixture_means("ring", "distinct")
     assert len(torch.unique(distinct.round(decimals=6), dim=0)) == 8
+
+
+def test_veegan_rows_that_try_a_protocol_detail_the_other_way():
+    import veegan
+    from ganlib.losses import get_loss
+    means, loss = veegan.mixture_means("ring").float(), get_loss("bce")
+
+    def one_iteration(name):
+        cfg = {**veegan.BASE, **veegan.CONFIGS[name]}
+        torch.manual_seed(0)
+        G, D, opt_G, opt_D = veegan.build(cfg)
+        d_loss, g_loss = veegan.train_step(G, D, opt_G, opt_D, get_loss(cfg["loss"]), cfg, means, 0.01)
+        return cfg, G, D, opt_G
+
+    cfg, G_sim, D_sim, _ = one_iteration("GAN")
+    _, G_alt, D_alt, _ = one_iteration("GAN-alternating")
+    # the same D update (same batch, same fakes); G's differs: it steps against the updated D
+    for a, b in zip(D_sim.parameters(), D_alt.parameters()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(G_sim.parameters(), G_alt.parameters()))
+    # the saturating loss and G's own learning rate are the settings they say
+    assert one_iteration("GAN-minimax")[0]["loss"] == "minimax"
+    _, _, _, opt_G = one_iteration("WGAN-GP-lr")
+    assert opt_G.param_groups[0]["lr"] == 1e-4 and veegan.PROTOCOL["lr_g"] == 1e-3
+    assert veegan.MATCHES["WGAN-GP-lr"] == "WGAN-GP" and veegan.MATCHES["GAN-alternating"] == "GAN"
