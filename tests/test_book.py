@@ -339,7 +339,8 @@ PROSE_NUMBERS = {
     # the script's defaults, decay rates), snapshots taken at their merge
     "08_wasserstein.ipynb": "0 1 2 3 4 5 8 25 64 100 128 150 1,000 2,000 4,000 10,000 100,000",
     "09_conditional_latent.ipynb": "001 002 1 2 3 4 7 10 32 64 99 100",
-    "10_practice.ipynb": "0 0.01 0.5 0.9 0.99 0.999 1 2 3 4 5 8 1,000 2,500",
+    "10_practice.ipynb": "002 0 0.01 0.5 0.9 0.99 0.995 0.999 1 2 3 4 5 8 15 30 60 64 120 128 600 "
+                         "1,000 2,500 10,000",
     "distributed.ipynb": "001 0 0.1 1 2 3 4 5 6 7 16 24 32 64 128 256",
     "api.md": "",
     "intro.md": "",

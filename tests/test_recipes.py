@@ -2,6 +2,10 @@
 `TrainConfig.ema`, through Python and the command line."""
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -114,7 +118,7 @@ def test_cli_recipe_sets_defaults_flags_win_and_sample_uses_the_average(tmp_path
     assert "recipe fast-mnist" in capsys.readouterr().err
     ck = ganlib.load_checkpoint(out / "last.pt")
     cfg = ck["config"]
-    assert (cfg["model"], cfg["batch_size"], cfg["lr_d"], cfg["ema"]) == ("mlp-bn", 128, 4e-4, 0.999)
+    assert (cfg["model"], cfg["batch_size"], cfg["lr_d"], cfg["ema"]) == ("mlp-bn", 128, 4e-4, 0.995)
     assert cfg["lr_g"] == 1e-4  # the flag given beside the recipe wins
     assert "G_ema" in ck
     # sample: the average by default, G itself with --no-ema; the two differ
@@ -128,3 +132,20 @@ def test_cli_recipe_sets_defaults_flags_win_and_sample_uses_the_average(tmp_path
     assert err.count("from the moving average of G") == 1
     assert grids["--ema"] != grids["--no-ema"]
     assert main(["train", "--recipe", "slow-mnist"]) == 2
+
+
+
+def test_the_readme_main_job_runs_offline_and_writes_its_grid(tmp_path):
+    """The README's first command as written there (its `python -m ganlib train ...` part),
+    offline with an empty data folder and a few steps: the bundled sample, one line, a grid."""
+    from test_cli import python_m_ganlib
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    argv = shlex.split(re.search(r"-m ganlib (train [^\n`]*)", readme).group(1))
+    assert argv[argv.index("--recipe") + 1] in RECIPES
+    (tmp_path / "data").mkdir()
+    result = python_m_ganlib([*argv, "--steps", "3", "--no-progress"], cwd=tmp_path,
+                             env={"GANLIB_DATA": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / argv[argv.index("--out") + 1]
+    assert (out / "samples.png").is_file() and (out / "last.pt").is_file()
+    assert "bundled 5000-image sample instead" in result.stderr and "Traceback" not in result.stderr
