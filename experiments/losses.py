@@ -1,9 +1,11 @@
 """BCE vs least squares (chapter 5): the same networks and budget, several seeds per loss.
 
-    python experiments/losses.py mnist [--seeds 5] [--steps 6000] [--width 16] [--root DATA]
+    python experiments/losses.py mnist [--seeds 5] [--steps 12000] [--width 16] [--root DATA]
     python experiments/losses.py ring  [--seeds 5] [--steps 4000]
     python experiments/losses.py grid  [--seeds 5] [--steps 4000]
     python experiments/losses.py mnist --quick --out /tmp/smoke.json   # a 1-minute smoke test
+    python experiments/losses.py mnist --store runs/losses   # resumable; run it twice at once
+                                                             # to share the seeds between cores
 
 Each command trains the non-saturating BCE loss and LSGAN (targets a, b, c = 0, 1, 1) with
 identical networks, optimiser, batch size and number of steps, once per seed, measures the
@@ -14,9 +16,9 @@ numbers, so chapter 5 can draw its table and figures from the file alone.
 
 - MNIST: DCGAN for 28x28 digits at a quarter of PyTorch's example's width (16 base
   channels; `--width 32` for twice that, written to section "mnist-w32"), batch 64, Adam
-  2e-4 (beta1 = 0.5), 6,000 steps, measured with `ganlib.image_metrics` on 5,000 generated
-  digits against 5,000 held-out test digits (FID-MNIST, precision/recall, classes
-  covered). Every run is also evaluated during training (FID-MNIST of 1,000 fixed-noise
+  2e-4 (beta1 = 0.5), 12,000 steps at width 16 and 6,000 at width 32, measured with
+  `ganlib.image_metrics` on 5,000 generated digits against 5,000 held-out test digits
+  (FID-MNIST, precision/recall, classes covered). Every run is also evaluated during training (FID-MNIST of 1,000 fixed-noise
   samples, every steps / 12), with G's gradient norm and D's mean logits at the same steps,
   so the file shows where each run stopped improving and, for a collapsed run, why.
   The section's "verdict" is BCE minus LSGAN per metric, with its standard error
@@ -45,7 +47,7 @@ from ganlib.metrics import embed, fid_evaluator, image_metrics
 from ganlib.mode_metrics import N_MIXTURE, compare, mixture_metrics, summarize
 from ganlib.sampling import generate_many
 from ganlib.toy_models import ToyDiscriminator, ToyGenerator
-from record import add_common_arguments, stamp, write_section  # this folder: one record for every result file
+from record import RunStore, add_common_arguments, stamp, write_section  # this folder: one record for every result file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "losses.json"
 LOSSES = ("bce", "lsgan")
@@ -57,7 +59,10 @@ MIXTURE_METRICS = ("modes", "high_quality_pct", "reverse_kl")
 # ----------------------------------------------------------------------------- settings
 
 MNIST_WIDTH = 16  # DCGAN's base channel count (64 in PyTorch's example): a quarter, for CPU budgets
-DEFAULT_MNIST_STEPS = 6000  # where both losses' FID curves have flattened (the file's curves show it)
+# Generator steps by width, where both losses' FID curves have flattened (the file's curves
+# show it): at width 16 BCE first stalls in one blob for 1,000-2,500 steps and was still
+# improving at 6,000 (measured), so it gets 12,000; width 32 has no such stall (chapter 4).
+DEFAULT_MNIST_STEPS = {16: 12_000, 32: 6_000}
 
 
 def mnist_models(width: int = MNIST_WIDTH):
@@ -159,9 +164,17 @@ def run_mnist(args) -> dict:
     x_ref = mnist_reference(test, n_real)
     ref = embed(x_ref)  # embedded once, compared with every run
     evaluate = fid_evaluator(x_ref, n=args.n_curve, seed=args.noise_seed)  # the FID curves
-    runs, start = [], time.perf_counter()
+    start = time.perf_counter()
+    # finished runs kept one file each (resume, and several processes sharing the seeds)
+    store = RunStore(args.store, f"mnist-w{args.width}-{args.steps}-e{args.eval_every}-"
+                     f"n{args.n_eval}-c{args.n_curve}") if args.store else None
+    names = [f"{loss}-seed{seed}" for seed in range(args.seeds) for loss in LOSSES]
+    runs = []
     for seed in range(args.seeds):
         for loss in LOSSES:
+            name = f"{loss}-seed{seed}"
+            if store is not None and not store.claim(name):
+                continue  # stored already, or another process trains it
             t0 = time.perf_counter()
             G, history, diag = train_mnist(loss, seed, args.steps, data, args.width,
                                            evaluate, args.eval_every)
@@ -173,9 +186,13 @@ def run_mnist(args) -> dict:
                                    "classes_covered": ev["classes_covered"]},
                          "diagnostics": {k: [round(v, 5) for v in vals] if k != "step" else vals
                                          for k, vals in diag.items()}})
+            if store is not None:
+                store.put(name, runs[-1])
             print(f"mnist {loss:5s} seed {seed}: " + ", ".join(
                 f"{k} {metrics[k]:.3f}" for k in MNIST_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
                 flush=True)
+    if store is not None:
+        runs = store.wait(names)
     cfg = {**asdict(mnist_config("bce", 0, args.steps)), "loss": "<loss>", "seed": "<seed>"}
     return {
         "what": f"BCE (non-saturating) vs LSGAN (0/1/1) on MNIST at width {args.width}, final "
@@ -193,7 +210,7 @@ def run_mnist(args) -> dict:
                               "noise_seed": args.noise_seed,
                               "metrics": "ganlib.image_metrics (FID-MNIST, k=3 precision/recall, "
                                          "classes covered at >= 1%)"}},
-        **stamp(start),
+        **stamp(start), "run_seconds": round(sum(r["seconds"] for r in runs), 1),
         "runs": runs, "summary": summarise_by_loss(runs, MNIST_METRICS),
         "verdict": verdict(runs, MNIST_METRICS),
     }
@@ -260,7 +277,8 @@ def main(argv=None):
     p.add_argument("command", choices=("mnist", "ring", "grid"))
     add_common_arguments(p, RESULTS, seeds=5)
     p.add_argument("--steps", type=int, default=None,
-                   help="generator steps per run (default 6000 MNIST, 4000 ring/grid)")
+                   help="generator steps per run (default 12000 MNIST at width 16, 6000 at "
+                   "width 32, 4000 ring/grid)")
     p.add_argument("--n-eval", type=int, default=5000, help="MNIST: generated and real "
                    "images per measurement")
     p.add_argument("--width", type=int, default=MNIST_WIDTH, help="MNIST: DCGAN's base "
@@ -269,12 +287,16 @@ def main(argv=None):
                    "FID-MNIST evaluations of the curves (default steps / 12)")
     p.add_argument("--n-curve", type=int, default=1000, help="MNIST: generated images per "
                    "evaluation of the curves")
+    p.add_argument("--store", type=Path, default=None, help="MNIST: folder keeping each "
+                   "finished run, to resume after an interruption and to share the runs "
+                   "between processes started with the same command (e.g. ../runs/losses)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
         args.seeds, args.n_eval, args.n_curve = min(args.seeds, 2), 500, 200
         args.steps = args.steps or 20
-    args.steps = args.steps or (DEFAULT_MNIST_STEPS if args.command == "mnist" else 4000)
+    args.steps = args.steps or (DEFAULT_MNIST_STEPS.get(args.width, 6000) if args.command == "mnist"
+                                else 4000)
     args.eval_every = args.eval_every or max(1, args.steps // 12)
     section = run_mnist(args) if args.command == "mnist" else run_mixture(args)
     name = args.command if args.command != "mnist" or args.width == MNIST_WIDTH else f"mnist-w{args.width}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import re
 import time
@@ -65,6 +66,65 @@ def write_section(path: Path, name: str | None, section: dict) -> None:
     if name:
         results[name] = section
     atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results if name else section)))
+
+
+class RunStore:
+    """Finished runs of a long experiment, one JSON file each in `folder`, so that an
+    interrupted experiment resumes where it stopped and several processes can share its
+    runs: a process `claim`s a run (a lock file holding its process id; a dead owner's
+    lock is taken over), `put`s the finished run, and `wait`s for the runs others hold.
+    `key` names the settings the runs depend on; a stored run with another key is retrained.
+
+        store = RunStore(folder, key="mnist-w16-12000")
+        for name in names:
+            if store.claim(name):
+                store.put(name, train(name))
+        runs = store.wait(names)
+    """
+
+    def __init__(self, folder, key: str):
+        self.folder, self.key = Path(folder), key
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str, suffix: str = ".json") -> Path:
+        return self.folder / f"{self.key}-{name}{suffix}"
+
+    def get(self, name: str) -> dict | None:
+        path = self._path(name)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def put(self, name: str, run: dict) -> None:
+        atomic_write(self._path(name), lambda tmp: Path(tmp).write_text(json.dumps(run)))
+        self._path(name, ".lock").unlink(missing_ok=True)
+
+    def claim(self, name: str) -> bool:
+        """True when this process should train run `name`: not stored, and not held by a
+        living process."""
+        if self._path(name).exists():
+            return False
+        lock = self._path(name, ".lock")
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    os.kill(int(lock.read_text() or 0), 0)  # raises when the owner is gone
+                    return False
+                except (ProcessLookupError, ValueError, FileNotFoundError):
+                    lock.unlink(missing_ok=True)  # a dead owner's lock: take it over
+                    continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return True
+        return False
+
+    def wait(self, names, poll: float = 30.0) -> list[dict]:
+        """The stored runs `names`, in order, once all have landed."""
+        while (missing := [n for n in names if self.get(n) is None]):
+            print(f"waiting for {len(missing)} run(s) held by other processes: {missing[0]} ...",
+                  flush=True)
+            time.sleep(poll)
+        return [self.get(n) for n in names]
 
 
 def add_common_arguments(p: argparse.ArgumentParser, results: Path, seeds: int | None) -> None:

@@ -200,7 +200,7 @@ RUN_SETTINGS = {
     "data": "fashion-mnist", "model": "dcgan", "loss": "hinge", "image_size": 32,
     "latent_dim": 64, "pack_m": 2, "batch_size": 8, "n_critic": 2, "lr_g": 1e-3, "lr_d": 1e-3,
     "betas": (0.9, 0.999), "seed": 1, "lsgan_abc": (-1.0, 1.0, 0.0), "gp_weight": 5.0,
-    "clip_value": 0.05, "r1_weight": 1.0, "label_smoothing": 0.1,
+    "clip_value": 0.05, "r1_weight": 1.0, "label_smoothing": 0.1, "ema": 0.99,
 }
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import ganlib
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
@@ -229,3 +231,36 @@ def test_veegan_rows_that_try_a_protocol_detail_the_other_way():
     _, _, _, opt_G = one_iteration("WGAN-GP-lr")
     assert opt_G.param_groups[0]["lr"] == 1e-4 and veegan.PROTOCOL["lr_g"] == 1e-3
     assert veegan.MATCHES["WGAN-GP-lr"] == "WGAN-GP" and veegan.MATCHES["GAN-alternating"] == "GAN"
+
+
+def test_run_store_claims_once_and_takes_over_a_dead_owners_lock(tmp_path):
+    from record import RunStore
+    store = RunStore(tmp_path, key="k")
+    assert store.claim("a") and not store.claim("a")  # our own living lock holds it
+    (tmp_path / "k-b.lock").write_text("999999999")  # a process id that cannot be alive
+    assert store.claim("b")
+    store.put("a", {"x": 1})
+    assert not store.claim("a") and store.get("a") == {"x": 1}
+    assert not (tmp_path / "k-a.lock").exists()
+    assert RunStore(tmp_path, key="other").get("a") is None  # other settings: retrained
+
+
+def test_a_stored_mnist_experiment_equals_one_without_a_store(tmp_path, monkeypatch):
+    # The runs kept in --store (resume, processes sharing seeds) must give the same section.
+    calls = []
+    real = losses_experiment.train_mnist
+    monkeypatch.setattr(losses_experiment, "train_mnist",
+                        lambda *a, **k: calls.append(a[:2]) or real(*a, **k))
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    data = ganlib.ImageData(x, torch.zeros(64, dtype=torch.long), "random", "random images")
+    monkeypatch.setattr(losses_experiment.ganlib, "load_dataset", lambda *a, **k: data)
+    args = ["mnist", "--quick", "--steps", "2", "--seeds", "1", "--n-eval", "64", "--threads", "1"]
+    plain, stored = tmp_path / "plain.json", tmp_path / "stored.json"
+    losses_experiment.main([*args, "--out", str(plain)])
+    losses_experiment.main([*args, "--out", str(stored), "--store", str(tmp_path / "runs")])
+    assert len(calls) == 4
+    losses_experiment.main([*args, "--out", str(stored), "--store", str(tmp_path / "runs")])
+    assert len(calls) == 4  # the second time every run came from the store
+    a, b = (json.loads(p.read_text())["mnist"] for p in (plain, stored))
+    for ra, rb in zip(a["runs"], b["runs"]):
+        assert ra["metrics"] == rb["metrics"] and ra["curve"] == rb["curve"]
