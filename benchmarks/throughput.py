@@ -1,12 +1,18 @@
 """Training throughput: the source article's loop as written vs ganlib, same model, same data.
 
     python benchmarks/throughput.py [--steps 300] [--repeats 3] [--threads N] [--json results.json] [--root DATA]
+    python benchmarks/throughput.py --before bb9a016   # also ganlib as it was at that commit
 
 Runs in one process on the same MNIST training images:
   1. article-64: the loop of source article 001: torchvision MNIST with ToTensor + Normalize,
      a DataLoader (batch 64, shuffle), its MLP with Sigmoid + BCELoss, Adam 2e-4.
   2. ganlib-64:  `ganlib.train` on the same MLP (logits, non-saturating BCE) at batch 64.
   3. ganlib-default: the same at ganlib's default batch size.
+  4. with `--before REV`: rows 2 and 3 again with ganlib as it was at git revision REV
+     (extracted with `git archive`, run in a child process on the same data, timed inside
+     the child, interleaved with the others): the loop's speed before and after a change,
+     in one run. Rows 2 and 3 then run in child processes too, so that both are measured
+     alike.
 Prints real images per wall-clock second and per CPU second of the process, and their
 ratios to the article's loop, and writes JSON. On a quiet machine the two agree (with one
 thread); on a shared one, wall-clock time depends on the other load and CPU time does not
@@ -18,7 +24,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -128,6 +136,29 @@ def run_ganlib(data, steps: int, batch_size: int) -> tuple[float, float]:
             steps * batch_size / (time.process_time() - c0))
 
 
+def before_row(tree: Path, args, batch_size: int):
+    """A row measured by the `ganlib` in folder `tree`: this script, run as a child process
+    that imports that `ganlib`, times `run_ganlib` and prints its two numbers."""
+    def fn():
+        cmd = [sys.executable, __file__, "--child-batch", str(batch_size), "--steps",
+               str(args.steps)] + (["--threads", str(args.threads)] if args.threads else []) \
+            + (["--root", str(args.root)] if args.root else [])
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+        return tuple(json.loads(out.strip().splitlines()[-1]))
+    return fn
+
+
+def extract(rev: str) -> Path:
+    """`ganlib/` as it was at git revision `rev`, in a temporary folder."""
+    repo = Path(__file__).resolve().parents[1]
+    tree = Path(tempfile.mkdtemp(prefix="ganlib-before-"))
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "ganlib"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=300, help="training steps per measurement")
@@ -136,10 +167,17 @@ def main():
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice, one per core)")
+    p.add_argument("--before", default=None, metavar="REV",
+                   help="also time ganlib as it was at this git revision (before/after)")
+    p.add_argument("--child-batch", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     root = data_root(args.root)
+    if args.child_batch:  # a --before row: this process's ganlib is the old one
+        data = load_torchvision("mnist", root, fallback_to_sample=True)
+        print(json.dumps(run_ganlib(data, args.steps, args.child_batch)))
+        return
     dataset, desc = article_dataset(root)
     try:
         data = load_torchvision("mnist", root, fallback_to_sample=False)
@@ -150,6 +188,12 @@ def main():
             ("ganlib-64", lambda: run_ganlib(data, args.steps, 64), 64),
             (f"ganlib-{default_batch}", lambda: run_ganlib(data, args.steps, default_batch),
              default_batch)]
+    if args.before:  # every ganlib row in a child process alike, old and new
+        tree, here = extract(args.before), Path(__file__).resolve().parents[1]
+        rows[1:] = [(name, before_row(here, args, bs), bs) for name, _, bs in rows[1:]]
+        rows += [(f"ganlib-64@{args.before}", before_row(tree, args, 64), 64),
+                 (f"ganlib-{default_batch}@{args.before}", before_row(tree, args, default_batch),
+                  default_batch)]
     # Interleave the rows (a, b, c, a, b, c, ...) so that a change in machine load during the
     # run affects every row alike; keep the median of each row's repeats.
     runs = {name: [] for name, _, _ in rows}
@@ -165,15 +209,15 @@ def main():
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else \
         f"CPU ({torch.get_num_threads()} threads)"
     print(f"data: {desc}; device: {device}; {args.steps} steps x {args.repeats} repeats (median)")
-    print(f"{'loop':<16}{'batch':>6}{'images/s':>12}{'vs article':>12}"
+    print(f"{'loop':<22}{'batch':>6}{'images/s':>12}{'vs article':>12}"
           f"{'images/CPU-s':>14}{'vs article':>12}")
     for name, r in results.items():
         r["ratio"] = r["images_per_s"] / base["images_per_s"]
         r["ratio_cpu"] = r["images_per_cpu_s"] / base["images_per_cpu_s"]
-        print(f"{name:<16}{r['batch_size']:>6}{r['images_per_s']:>12.0f}{r['ratio']:>11.2f}x"
+        print(f"{name:<22}{r['batch_size']:>6}{r['images_per_s']:>12.0f}{r['ratio']:>11.2f}x"
               f"{r['images_per_cpu_s']:>14.0f}{r['ratio_cpu']:>11.2f}x")
     if args.json:
-        meta = {"device": device, "data": desc, "steps": args.steps, "repeats": args.repeats,
+        meta = {"device": device, "before": args.before, "data": desc, "steps": args.steps, "repeats": args.repeats,
                 "torch": torch.__version__, "python": platform.python_version(),
                 "platform": platform.platform(), "cpu_count": os.cpu_count(),
                 "load_average_1min_at_end": os.getloadavg()[0]}
