@@ -210,7 +210,11 @@ def run_mnist(args) -> dict:
                               "noise_seed": args.noise_seed,
                               "metrics": "ganlib.image_metrics (FID-MNIST, k=3 precision/recall, "
                                          "classes covered at >= 1%)"}},
-        **stamp(start), "run_seconds": round(sum(r["seconds"] for r in runs), 1),
+        # with --store the runs may come from earlier or parallel processes: the section's
+        # wall_seconds is then the time its runs took, summed (also in "run_seconds")
+        **{**stamp(start), **({"wall_seconds": round(sum(r["seconds"] for r in runs), 1)}
+                              if store is not None else {})},
+        "run_seconds": round(sum(r["seconds"] for r in runs), 1),
         "runs": runs, "summary": summarise_by_loss(runs, MNIST_METRICS),
         "verdict": verdict(runs, MNIST_METRICS),
     }
