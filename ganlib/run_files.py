@@ -79,7 +79,7 @@ class RunFiles:
 
     @property
     def sampler(self):
-        """The generator the grids show: the moving average when the run keeps one."""
+        """The generator the grids show (the moving average when the run keeps one)."""
         return self.G_ema.module if self.G_ema is not None else self.G
 
     def save_samples(self, step: int, z_fixed: torch.Tensor) -> None:
