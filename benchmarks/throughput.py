@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,7 +137,7 @@ def run_ganlib(data, steps: int, batch_size: int) -> tuple[float, float]:
             steps * batch_size / (time.process_time() - c0))
 
 
-def before_row(tree: Path, args, batch_size: int):
+def child_row(tree: Path, args, batch_size: int):
     """A row measured by the `ganlib` in folder `tree`: this script, run as a child process
     that imports that `ganlib`, times `run_ganlib` and prints its two numbers."""
     def fn():
@@ -190,9 +191,9 @@ def main():
              default_batch)]
     if args.before:  # every ganlib row in a child process alike, old and new
         tree, here = extract(args.before), Path(__file__).resolve().parents[1]
-        rows[1:] = [(name, before_row(here, args, bs), bs) for name, _, bs in rows[1:]]
-        rows += [(f"ganlib-64@{args.before}", before_row(tree, args, 64), 64),
-                 (f"ganlib-{default_batch}@{args.before}", before_row(tree, args, default_batch),
+        rows[1:] = [(name, child_row(here, args, bs), bs) for name, _, bs in rows[1:]]
+        rows += [(f"ganlib-64@{args.before}", child_row(tree, args, 64), 64),
+                 (f"ganlib-{default_batch}@{args.before}", child_row(tree, args, default_batch),
                   default_batch)]
     # Interleave the rows (a, b, c, a, b, c, ...) so that a change in machine load during the
     # run affects every row alike; keep the median of each row's repeats.
@@ -200,6 +201,8 @@ def main():
     for _ in range(args.repeats):
         for name, fn, _ in rows:
             runs[name].append(fn())
+    if args.before:
+        shutil.rmtree(tree)
     median = lambda values: sorted(values)[len(values) // 2]
     results = {name: {"batch_size": bs,
                       "images_per_s": median([wall for wall, _ in runs[name]]),
