@@ -168,31 +168,33 @@ def run_mnist(args) -> dict:
     # finished runs kept one file each (resume, and several processes sharing the seeds)
     store = RunStore(args.store, f"mnist-w{args.width}-{args.steps}-e{args.eval_every}-"
                      f"n{args.n_eval}-c{args.n_curve}") if args.store else None
-    names = [f"{loss}-seed{seed}" for seed in range(args.seeds) for loss in LOSSES]
+    names = {(seed, loss): f"{loss}-seed{seed}" for seed in range(args.seeds) for loss in LOSSES}
     runs = []
-    for seed in range(args.seeds):
-        for loss in LOSSES:
-            name = f"{loss}-seed{seed}"
-            if store is not None and not store.claim(name):
-                continue  # stored already, or another process trains it
-            t0 = time.perf_counter()
-            G, history, diag = train_mnist(loss, seed, args.steps, data, args.width,
-                                           evaluate, args.eval_every)
-            metrics = measure_mnist(G, ref, args.n_eval, args.noise_seed)
-            ev = history["eval"]
-            runs.append({"loss": loss, "seed": seed, "metrics": metrics,
-                         "final": final_state(history), "seconds": time.perf_counter() - t0,
-                         "curve": {"step": ev["step"], "fid": [round(v, 3) for v in ev["fid"]],
-                                   "classes_covered": ev["classes_covered"]},
-                         "diagnostics": {k: [round(v, 5) for v in vals] if k != "step" else vals
-                                         for k, vals in diag.items()}})
-            if store is not None:
-                store.put(name, runs[-1])
-            print(f"mnist {loss:5s} seed {seed}: " + ", ".join(
-                f"{k} {metrics[k]:.3f}" for k in MNIST_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
-                flush=True)
+    for (seed, loss), name in names.items():
+        if store is not None and not store.claim(name):
+            continue  # stored already, or another process trains it
+        t0 = time.perf_counter()
+        G, history, diag = train_mnist(loss, seed, args.steps, data, args.width,
+                                       evaluate, args.eval_every)
+        metrics = measure_mnist(G, ref, args.n_eval, args.noise_seed)
+        ev = history["eval"]
+        runs.append({"loss": loss, "seed": seed, "metrics": metrics,
+                     "final": final_state(history), "seconds": time.perf_counter() - t0,
+                     "curve": {"step": ev["step"], "fid": [round(v, 3) for v in ev["fid"]],
+                               "classes_covered": ev["classes_covered"]},
+                     "diagnostics": {k: [round(v, 5) for v in vals] if k != "step" else vals
+                                     for k, vals in diag.items()}})
+        if store is not None:
+            store.put(name, runs[-1])
+        print(f"mnist {loss:5s} seed {seed}: " + ", ".join(
+            f"{k} {metrics[k]:.3f}" for k in MNIST_METRICS) + f" ({runs[-1]['seconds']:.0f} s)",
+            flush=True)
     if store is not None:
-        runs = store.wait(names)
+        runs = store.wait(list(names.values()))
+    timing = stamp(start)
+    timing["run_seconds"] = round(sum(r["seconds"] for r in runs), 1)
+    if store is not None:  # runs from earlier or parallel processes: their time, summed
+        timing["wall_seconds"] = timing["run_seconds"]
     cfg = {**asdict(mnist_config("bce", 0, args.steps)), "loss": "<loss>", "seed": "<seed>"}
     return {
         "what": f"BCE (non-saturating) vs LSGAN (0/1/1) on MNIST at width {args.width}, final "
@@ -210,11 +212,7 @@ def run_mnist(args) -> dict:
                               "noise_seed": args.noise_seed,
                               "metrics": "ganlib.image_metrics (FID-MNIST, k=3 precision/recall, "
                                          "classes covered at >= 1%)"}},
-        # with --store the runs may come from earlier or parallel processes: the section's
-        # wall_seconds is then the time its runs took, summed (also in "run_seconds")
-        **{**stamp(start), **({"wall_seconds": round(sum(r["seconds"] for r in runs), 1)}
-                              if store is not None else {})},
-        "run_seconds": round(sum(r["seconds"] for r in runs), 1),
+        **timing,
         "runs": runs, "summary": summarise_by_loss(runs, MNIST_METRICS),
         "verdict": verdict(runs, MNIST_METRICS),
     }
