@@ -68,6 +68,27 @@ def write_section(path: Path, name: str | None, section: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results if name else section)))
 
 
+def claim_lock(lock: Path) -> bool:
+    """Create the lock file `lock` holding this process's id: True when it is now ours,
+    False while another living process (or this one) holds it; a dead owner's lock is
+    taken over. The owner deletes it when done (`lock.unlink(missing_ok=True)`)."""
+    lock = Path(lock)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)  # raises when the owner is gone
+                return False
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # a dead owner's lock: take it over
+                continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
 class RunStore:
     """Finished runs of a long experiment, one JSON file each in `folder`, so that an
     interrupted experiment resumes where it stopped and several processes can share its
@@ -100,23 +121,7 @@ class RunStore:
     def claim(self, name: str) -> bool:
         """True when this process should train run `name`: not stored, and not held by a
         living process."""
-        if self._path(name).exists():
-            return False
-        lock = self._path(name, ".lock")
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    os.kill(int(lock.read_text() or 0), 0)  # raises when the owner is gone
-                    return False
-                except (ProcessLookupError, ValueError, FileNotFoundError):
-                    lock.unlink(missing_ok=True)  # a dead owner's lock: take it over
-                    continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return True
-        return False
+        return not self._path(name).exists() and claim_lock(self._path(name, ".lock"))
 
     def wait(self, names, poll: float = 30.0) -> list[dict]:
         """The stored runs `names`, in order, once all have landed."""

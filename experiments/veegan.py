@@ -15,7 +15,8 @@ as one `sess.run` of both train ops), 25,000 iterations, 2,500 samples measured 
 `evaluate_samples` (`protocol_metrics` below), 5 runs. The ring's centres are GDPP's,
 `linspace(0, 2*pi, 8)`: the first and last coincide (`--ring-means distinct` for 8 at
 45 degrees). Each run can stop and go on later with `--checkpoints DIR`: the same command
-continues every unfinished run from its last save, to the numbers of an uninterrupted run.
+continues every unfinished run from its last save, to the numbers of an uninterrupted run,
+and the same command in a second shell shares the runs (a lock file per run claims it).
 Writes one section ("ring" or "grid") of `experiments/results/veegan.json`.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ganlib.mode_metrics import summarize
 from ganlib.models import Packed
 from ganlib.training import d_step, g_step
 from ganlib.unrolled import unrolled_g_step
-from record import stamp, write_section  # this folder: one record for every result file
+from record import claim_lock, stamp, write_section  # this folder: one record for every result file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "veegan.json"
 
@@ -262,9 +263,16 @@ def train_run(kind: str, name: str, seed: int, iterations: int, ring: str, eval_
     return result
 
 
+def finished(ckpt: Path) -> bool:
+    """Whether the run kept in `ckpt` has its final numbers."""
+    return ckpt.exists() and load_checkpoint(ckpt).get("result") is not None
+
+
 def section(kind, rows, runs, iterations, ring, eval_every, quick, started, in_progress) -> dict:
     out_rows = {}
     for name, results in rows.items():
+        if not results:
+            continue  # no finished run yet: in_progress says how far its runs are
         out_rows[name] = {
             "settings": {**BASE, **CONFIGS[name]},
             "summary": summarize(results, ["modes", "locations", "high_quality_pct", "reverse_kl"])
@@ -298,12 +306,13 @@ def with_other_rows(path: Path, new: dict) -> dict:
     if not old or old.get("protocol") != json.loads(json.dumps(new["protocol"])):  # as stored
         return new
     rows = {**{k: v for k, v in old["rows"].items() if k not in new["rows"]}, **new["rows"]}
+    ran = {*new["rows"], *(k.rsplit(" run ", 1)[0] for k in new["in_progress"])}
     order = [name for name in CONFIGS if name in rows]
     budgets = {"full": 2, "reduced": 1, "quick": 0}
     return {**new, "rows": {name: rows[name] for name in order},
             "budget": min(old["budget"], new["budget"], key=budgets.get),
             "in_progress": {**{k: v for k, v in old.get("in_progress", {}).items()
-                               if k.rsplit(" run ", 1)[0] not in new["rows"]}, **new["in_progress"]},
+                               if k.rsplit(" run ", 1)[0] not in ran}, **new["in_progress"]},
             "wall_seconds": round(sum(r["seconds"] for r in rows.values()), 1)}
 
 
@@ -329,6 +338,8 @@ def main(argv=None):
                    "command run again goes on from there")
     p.add_argument("--max-minutes", type=float, help="stop after this long (needs --checkpoints)")
     p.add_argument("--stop-at", type=int, help="stop each run after this iteration (needs --checkpoints)")
+    p.add_argument("--poll", type=float, default=30.0, help="seconds between looks at runs "
+                   "that another process holds")
     args = p.parse_args(argv)
     if (args.max_minutes or args.stop_at) and not args.checkpoints:
         p.error("--max-minutes and --stop-at need --checkpoints DIR, where the runs are kept")
@@ -341,30 +352,55 @@ def main(argv=None):
     deadline = started + 60 * args.max_minutes if args.max_minutes else None
     names = args.only or DEFAULT_ROWS
     tag = "grid" if args.kind == "grid" else f"ring-{args.ring_means}"  # checkpoint names
-    rows, in_progress = {name: [] for name in names}, {}
+    results, in_progress, held = {name: {} for name in names}, {}, []
     if args.checkpoints:
         args.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def write():
+        rows = {name: [runs[i] for i in sorted(runs)] for name, runs in results.items()}
+        write_section(args.out, args.kind, with_other_rows(args.out, section(
+            args.kind, rows, args.runs, args.iterations, args.ring_means, args.eval_every,
+            args.quick, started, in_progress)))
+
+    def run(name, i, ckpt):
+        """Train (or read back) run i of row `name`; False if another process holds it."""
+        lock = ckpt.with_suffix(".lock") if ckpt else None
+        if lock and not finished(ckpt) and not claim_lock(lock):
+            in_progress[f"{name} run {i}"] = load_checkpoint(ckpt)["step"] if ckpt.exists() else 0
+            return False
+        try:
+            r = train_run(args.kind, name, args.seed + i, args.iterations, args.ring_means,
+                          args.eval_every, args.save_every, ckpt, args.stop_at, deadline)
+        finally:
+            if lock:
+                lock.unlink(missing_ok=True)
+        in_progress.pop(f"{name} run {i}", None)
+        if r is None:
+            in_progress[f"{name} run {i}"] = load_checkpoint(ckpt)["step"]
+            return True
+        results[name][i] = r
+        print(f"{args.kind} {name:14s} run {i}: modes {r['modes']} ({r['locations']} places)  "
+              f"hq {r['high_quality_pct']:.1f}%  kl {r['reverse_kl']:.2f}  "
+              f"({r['seconds']:.0f} s)", flush=True)
+        write()
+        return True
+
     for name in names:
         for i in range(args.runs):
             ckpt = args.checkpoints / f"{tag}-{name}-run{i}.pt" if args.checkpoints else None
-            r = train_run(args.kind, name, args.seed + i, args.iterations, args.ring_means,
-                          args.eval_every, args.save_every, ckpt, args.stop_at, deadline)
-            if r is None:
-                in_progress[f"{name} run {i}"] = load_checkpoint(ckpt)["step"]
-                continue
-            rows[name].append(r)
-            print(f"{args.kind} {name:14s} run {i}: modes {r['modes']} ({r['locations']} places)  "
-                  f"hq {r['high_quality_pct']:.1f}%  kl {r['reverse_kl']:.2f}  "
-                  f"({r['seconds']:.0f} s)", flush=True)
-            write_section(args.out, args.kind, with_other_rows(args.out, section(
-                args.kind, rows, args.runs, args.iterations, args.ring_means, args.eval_every,
-                args.quick, started, in_progress)))
-    write_section(args.out, args.kind, with_other_rows(args.out, section(
-        args.kind, rows, args.runs, args.iterations, args.ring_means, args.eval_every,
-        args.quick, started, in_progress)))
+            if not run(name, i, ckpt):
+                held.append((name, i, ckpt))
+    # runs another process holds (the same command in a second shell shares the runs): wait
+    # for them, or take one over if its process died; not when asked to stop early
+    while held and not (args.stop_at or args.max_minutes):
+        print(f"waiting for {len(held)} run(s) held by another process: "
+              f"{held[0][0]} run {held[0][1]} ...", flush=True)
+        time.sleep(args.poll)
+        held = [(name, i, ckpt) for name, i, ckpt in held if not run(name, i, ckpt)]
+    write()
     if in_progress:
         print(f"unfinished: {in_progress}; run the same command again to go on", flush=True)
-    return rows
+    return {name: [runs[i] for i in sorted(runs)] for name, runs in results.items()}
 
 
 if __name__ == "__main__":
