@@ -340,6 +340,8 @@ def main(argv=None):
     p.add_argument("--stop-at", type=int, help="stop each run after this iteration (needs --checkpoints)")
     p.add_argument("--poll", type=float, default=30.0, help="seconds between looks at runs "
                    "that another process holds")
+    p.add_argument("--no-wait", action="store_true", help="leave the runs another process "
+                   "holds to it (it writes the table once they are done) and go on")
     args = p.parse_args(argv)
     if (args.max_minutes or args.stop_at) and not args.checkpoints:
         p.error("--max-minutes and --stop-at need --checkpoints DIR, where the runs are kept")
@@ -391,8 +393,8 @@ def main(argv=None):
             if not run(name, i, ckpt):
                 held.append((name, i, ckpt))
     # runs another process holds (the same command in a second shell shares the runs): wait
-    # for them, or take one over if its process died; not when asked to stop early
-    while held and not (args.stop_at or args.max_minutes):
+    # for them, or take one over if its process died; not when asked to stop early or not to wait
+    while held and not (args.stop_at or args.max_minutes or args.no_wait):
         print(f"waiting for {len(held)} run(s) held by another process: "
               f"{held[0][0]} run {held[0][1]} ...", flush=True)
         time.sleep(args.poll)

@@ -201,6 +201,8 @@ def test_veegan_runs_held_by_another_process_are_waited_for_or_taken_over(tmp_pa
         sec = json.loads(out.read_text())["grid"]
         assert len(sec["rows"]["GAN"]["runs"]) == 1 and sec["in_progress"] == {"GAN run 1": 0}
         assert not (ck / "grid-GAN-run0.lock").exists()  # released once trained
+        veegan.main([*args, "--no-wait"])  # goes on without waiting, and says what is left
+        assert json.loads(out.read_text())["grid"]["in_progress"] == {"GAN run 1": 0}
     finally:
         other.kill()
         other.wait()
