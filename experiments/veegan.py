@@ -70,6 +70,9 @@ CONFIGS = {
     # protocol details tried the other way, to explain where our rows and the papers' differ:
     # G's saturating minimax loss (the notebook's k = 0: its saddle objective without unrolling)
     "GAN-minimax": dict(loss="minimax"),
+    # the plain GAN with G at D's learning rate (1e-4): Adam moves each weight by about lr a
+    # step whatever the gradient's size, so G's rate bounds how still its samples can sit
+    "GAN-lr": dict(lr_g=1e-4),
     # WGAN-GP with G at D's learning rate (1e-4), and with WGAN-GP's 5 critic steps
     "WGAN-GP-lr": dict(loss="wgan-gp", gp_weight=10.0, lr_g=1e-4),
     "WGAN-GP-5": dict(loss="wgan-gp", gp_weight=10.0, n_critic=5),
@@ -90,7 +93,7 @@ PUBLISHED = {
 }
 MATCHES = {"GAN": "GAN", "Unrolled-5": "Unrolled GAN", "WGAN-GP": "WGAN-GP",  # ours: theirs
            # the rows that try one protocol detail the other way answer the same published row
-           "Unrolled-5-NS": "Unrolled GAN", "GAN-minimax": "GAN", "GAN-alternating": "GAN",
+           "Unrolled-5-NS": "Unrolled GAN", "GAN-minimax": "GAN", "GAN-alternating": "GAN", "GAN-lr": "GAN",
            "WGAN-GP-lr": "WGAN-GP", "WGAN-GP-5": "WGAN-GP"}
 DEFAULTS = dict(iterations=PROTOCOL["iterations"], runs=PROTOCOL["runs"], eval_every=5_000,
                 save_every=1_000)
@@ -392,13 +395,16 @@ def main(argv=None):
             ckpt = args.checkpoints / f"{tag}-{name}-run{i}.pt" if args.checkpoints else None
             if not run(name, i, ckpt):
                 held.append((name, i, ckpt))
-    # runs another process holds (the same command in a second shell shares the runs): wait
-    # for them, or take one over if its process died; not when asked to stop early or not to wait
-    while held and not (args.stop_at or args.max_minutes or args.no_wait):
+    # runs another process holds (the same command in a second shell shares the runs): read
+    # back those it has finished, take over one whose process died, and wait for the rest,
+    # unless asked to stop early or not to wait
+    while held:
+        held = [(name, i, ckpt) for name, i, ckpt in held if not run(name, i, ckpt)]
+        if not held or args.stop_at or args.max_minutes or args.no_wait:
+            break
         print(f"waiting for {len(held)} run(s) held by another process: "
               f"{held[0][0]} run {held[0][1]} ...", flush=True)
         time.sleep(args.poll)
-        held = [(name, i, ckpt) for name, i, ckpt in held if not run(name, i, ckpt)]
     write()
     if in_progress:
         print(f"unfinished: {in_progress}; run the same command again to go on", flush=True)
