@@ -361,10 +361,12 @@ def main(argv=None):
     if args.checkpoints:
         args.checkpoints.mkdir(parents=True, exist_ok=True)
 
+    def rows():  # each row's finished runs, in run order
+        return rows()
+
     def write():
-        rows = {name: [runs[i] for i in sorted(runs)] for name, runs in results.items()}
         write_section(args.out, args.kind, with_other_rows(args.out, section(
-            args.kind, rows, args.runs, args.iterations, args.ring_means, args.eval_every,
+            args.kind, rows(), args.runs, args.iterations, args.ring_means, args.eval_every,
             args.quick, started, in_progress)))
 
     def run(name, i, ckpt):
@@ -408,7 +410,7 @@ def main(argv=None):
     write()
     if in_progress:
         print(f"unfinished: {in_progress}; run the same command again to go on", flush=True)
-    return {name: [runs[i] for i in sorted(runs)] for name, runs in results.items()}
+    return rows()
 
 
 if __name__ == "__main__":
