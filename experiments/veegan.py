@@ -362,7 +362,7 @@ def main(argv=None):
         args.checkpoints.mkdir(parents=True, exist_ok=True)
 
     def rows():  # each row's finished runs, in run order
-        return rows()
+        return {name: [runs[i] for i in sorted(runs)] for name, runs in results.items()}
 
     def write():
         write_section(args.out, args.kind, with_other_rows(args.out, section(
