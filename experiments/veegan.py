@@ -372,14 +372,15 @@ def main(argv=None):
     def run(name, i, ckpt):
         """Train (or read back) run i of row `name`; False if another process holds it."""
         lock = ckpt.with_suffix(".lock") if ckpt else None
-        if lock and not finished(ckpt) and not claim_lock(lock):
+        claimed = lock is not None and claim_lock(lock)
+        if lock and not claimed and not finished(ckpt):  # held by a living process
             in_progress[f"{name} run {i}"] = load_checkpoint(ckpt)["step"] if ckpt.exists() else 0
             return False
-        try:
+        try:  # a finished run is read back from its checkpoint by train_run
             r = train_run(args.kind, name, args.seed + i, args.iterations, args.ring_means,
                           args.eval_every, args.save_every, ckpt, args.stop_at, deadline)
         finally:
-            if lock:
+            if claimed:
                 lock.unlink(missing_ok=True)
         in_progress.pop(f"{name} run {i}", None)
         if r is None:
