@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -60,12 +61,20 @@ def dumps(results: dict) -> str:
 
 def write_section(path: Path, name: str | None, section: dict) -> None:
     """Replace section `name` of the JSON file at `path`, keeping the others (atomically);
-    `name=None` writes `section` as the whole file."""
+    `name=None` writes `section` as the whole file. Two processes writing their sections
+    of one file at once take turns (an exclusive `flock` on its folder, released by the
+    kernel even when a writer dies), so neither loses the other's."""
     path = Path(path)
-    results = json.loads(path.read_text()) if name and path.exists() else {}
-    if name:
-        results[name] = section
-    atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results if name else section)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # waits while another process writes a section
+        results = json.loads(path.read_text()) if name and path.exists() else {}
+        if name:
+            results[name] = section
+        atomic_write(path, lambda tmp: Path(tmp).write_text(dumps(results if name else section)))
+    finally:
+        os.close(folder)  # releases the lock
 
 
 def claim_lock(lock: Path) -> bool:

@@ -271,6 +271,21 @@ def test_run_store_claims_once_and_takes_over_a_dead_owners_lock(tmp_path):
     assert RunStore(tmp_path, key="other").get("a") is None  # other settings: retrained
 
 
+def test_sections_written_by_two_processes_at_once_are_all_kept(tmp_path):
+    # veegan.py's ring and grid, run in two shells, write their sections of one file
+    import subprocess
+    path = tmp_path / "r.json"
+    code = ("import sys, pathlib; sys.path.insert(0, sys.argv[1]); from record import write_section\n"
+            "d = pathlib.Path(sys.argv[2]).parent; (d / sys.argv[3]).touch()\n"
+            "while not all((d / t).exists() for t in ('ring', 'grid')): pass  # start together\n"
+            "for i in range(150): write_section(sys.argv[2], f'{sys.argv[3]}{i}', {'i': i})")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(EXPERIMENTS), str(path), tag])
+             for tag in ("ring", "grid")]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    assert sorted(json.loads(path.read_text())) == sorted(f"{t}{i}" for t in ("ring", "grid") for i in range(150))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid", "r.json", "ring"]  # nothing left behind
+
+
 def test_a_stored_mnist_experiment_equals_one_without_a_store(tmp_path, monkeypatch):
     # The runs kept in --store (resume, processes sharing seeds) must give the same section.
     calls = []
