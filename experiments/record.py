@@ -77,32 +77,50 @@ def write_section(path: Path, name: str | None, section: dict) -> None:
         os.close(folder)  # releases the lock
 
 
+_HELD: dict[Path, int] = {}  # the locks this process holds: path -> its open descriptor
+
+
 def claim_lock(lock: Path) -> bool:
-    """Create the lock file `lock` holding this process's id: True when it is now ours,
-    False while another living process (or this one) holds it; a dead owner's lock is
-    taken over. The owner deletes it when done (`lock.unlink(missing_ok=True)`)."""
-    lock = Path(lock)
-    for _ in range(2):
+    """Take the lock file `lock`: True when it is now ours, False while another process (or
+    this one) holds it. The hold is an exclusive `flock` on the open file, which the kernel
+    drops when its process dies, so a dead owner's lock is free at once, whatever its file
+    says (the holder's process id, written for a person looking). `release_lock` gives it up."""
+    lock = Path(lock).absolute()
+    if lock in _HELD:
+        return False
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                os.kill(int(lock.read_text() or 0), 0)  # raises when the owner is gone
-                return False
-            except (ProcessLookupError, ValueError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # a dead owner's lock: take it over
-                continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return True
-    return False
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a living process holds it
+            os.close(fd)
+            return False
+        try:  # still the file at that path? Its owner may have released (deleted) it meanwhile
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # a deleted lock: try the path again
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD[lock] = fd
+    return True
+
+
+def release_lock(lock: Path) -> None:
+    """Give up a lock `claim_lock` took (deleting its file); nothing if this process holds none."""
+    lock = Path(lock).absolute()
+    fd = _HELD.pop(lock, None)
+    if fd is not None:
+        lock.unlink(missing_ok=True)  # before closing, so no one locks a file about to vanish
+        os.close(fd)
 
 
 class RunStore:
     """Finished runs of a long experiment, one JSON file each in `folder`, so that an
     interrupted experiment resumes where it stopped and several processes can share its
-    runs: a process `claim`s a run (a lock file holding its process id; a dead owner's
-    lock is taken over), `put`s the finished run, and `wait`s for the runs others hold.
+    runs: a process `claim`s a run (`claim_lock` on the run's lock file; a dead owner's
+    lock is free), `put`s the finished run, and `wait`s for the runs others hold.
     `key` names the settings the runs depend on; a stored run with another key is retrained.
 
         store = RunStore(folder, key="mnist-w16-12000")
@@ -125,7 +143,7 @@ class RunStore:
 
     def put(self, name: str, run: dict) -> None:
         atomic_write(self._path(name), lambda tmp: Path(tmp).write_text(json.dumps(run)))
-        self._path(name, ".lock").unlink(missing_ok=True)
+        release_lock(self._path(name, ".lock"))
 
     def claim(self, name: str) -> bool:
         """True when this process should train run `name`: not stored, and not held by a

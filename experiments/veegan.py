@@ -40,7 +40,7 @@ from ganlib.mode_metrics import summarize
 from ganlib.models import Packed
 from ganlib.training import d_step, g_step
 from ganlib.unrolled import unrolled_g_step
-from record import claim_lock, stamp, write_section  # this folder: one record for every result file
+from record import claim_lock, release_lock, stamp, write_section  # this folder: one record for every result file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "veegan.json"
 
@@ -76,12 +76,16 @@ CONFIGS = {
     # WGAN-GP with G at D's learning rate (1e-4), and with WGAN-GP's 5 critic steps
     "WGAN-GP-lr": dict(loss="wgan-gp", gp_weight=10.0, lr_g=1e-4),
     "WGAN-GP-5": dict(loss="wgan-gp", gp_weight=10.0, n_critic=5),
+    # WGAN-GP-lr with the toy penalty weight of WGAN-GP's own code (gan_toy.py: LAMBDA = .1),
+    # and that script's whole recipe on our networks: 5 critic steps, both rates 1e-4, Adam (0.5, 0.9)
+    "WGAN-GP-lr-gp0.1": dict(loss="wgan-gp", gp_weight=0.1, lr_g=1e-4),
+    "WGAN-GP-toy": dict(loss="wgan-gp", gp_weight=0.1, n_critic=5, lr_g=1e-4, betas=(0.5, 0.9)),
     # the usual PyTorch order instead of the simultaneous one: D's step, then G's against it
     "GAN-alternating": dict(updates="alternating"),
 }
 DEFAULT_ROWS = ["GAN", "Unrolled-5", "WGAN-GP", "PacGAN2", "PacGAN4", "GAN+SN", "GAN+R1"]
 BASE = dict(loss="bce", pack=1, unroll=0, objective="g_loss", gp_weight=10.0, n_critic=1,
-            spectral_norm=False, r1_weight=0.0)  # a row may also set lr_g (else PROTOCOL's)
+            spectral_norm=False, r1_weight=0.0)  # a row may also set lr_g, betas (else PROTOCOL's)
 
 # GDPP (Elfeki et al. 2019) Table 1, modes and % high-quality samples, means of five runs,
 # no error bars; its first four rows are VEEGAN's Table 1 (Srivastava et al. 2017)
@@ -94,7 +98,8 @@ PUBLISHED = {
 MATCHES = {"GAN": "GAN", "Unrolled-5": "Unrolled GAN", "WGAN-GP": "WGAN-GP",  # ours: theirs
            # the rows that try one protocol detail the other way answer the same published row
            "Unrolled-5-NS": "Unrolled GAN", "GAN-minimax": "GAN", "GAN-alternating": "GAN", "GAN-lr": "GAN",
-           "WGAN-GP-lr": "WGAN-GP", "WGAN-GP-5": "WGAN-GP"}
+           "WGAN-GP-lr": "WGAN-GP", "WGAN-GP-5": "WGAN-GP",
+           "WGAN-GP-lr-gp0.1": "WGAN-GP", "WGAN-GP-toy": "WGAN-GP"}
 DEFAULTS = dict(iterations=PROTOCOL["iterations"], runs=PROTOCOL["runs"], eval_every=5_000,
                 save_every=1_000)
 QUICK = dict(iterations=20, runs=2, eval_every=10, save_every=7)
@@ -177,7 +182,8 @@ def build(cfg: dict):
         D = spectral_norm(D)
     if cfg["pack"] > 1:
         D = Packed(D, cfg["pack"])
-    make = lambda net, lr: torch.optim.Adam(net.parameters(), lr=lr, betas=PROTOCOL["betas"],  # noqa: E731
+    betas = cfg.get("betas", PROTOCOL["betas"])
+    make = lambda net, lr: torch.optim.Adam(net.parameters(), lr=lr, betas=betas,  # noqa: E731
                                             eps=PROTOCOL["eps"])
     return G, D, make(G, cfg.get("lr_g", PROTOCOL["lr_g"])), make(D, PROTOCOL["lr_d"])
 
@@ -381,7 +387,7 @@ def main(argv=None):
                           args.eval_every, args.save_every, ckpt, args.stop_at, deadline)
         finally:
             if claimed:
-                lock.unlink(missing_ok=True)
+                release_lock(lock)
         in_progress.pop(f"{name} run {i}", None)
         if r is None:
             in_progress[f"{name} run {i}"] = load_checkpoint(ckpt)["step"]

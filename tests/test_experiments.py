@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +22,16 @@ import losses as losses_experiment  # noqa: E402
 import mode_collapse  # noqa: E402
 import run_all  # noqa: E402
 import wgan as wgan_experiment  # noqa: E402
+
+
+def hold_lock(lock: Path) -> subprocess.Popen:
+    """A living process that holds `lock` (record.claim_lock), returned once it holds it."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from record import claim_lock; "
+            "assert claim_lock(sys.argv[2]); print('held', flush=True); time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", code, str(EXPERIMENTS), str(lock)],
+                             stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "held"
+    return other
 
 
 def option(args: list[str], flag: str) -> list[str]:
@@ -187,16 +199,13 @@ def test_a_resumed_veegan_run_equals_an_uninterrupted_one(tmp_path):
 
 
 def test_veegan_runs_held_by_another_process_are_waited_for_or_taken_over(tmp_path):
-    import subprocess
-    import sys
     import veegan
     ck, out = tmp_path / "ck", tmp_path / "v.json"
     ck.mkdir()
     args = ["grid", "--quick", "--only", "GAN", "--runs", "2", "--out", str(out),
             "--checkpoints", str(ck), "--poll", "0.2"]
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = hold_lock(ck / "grid-GAN-run1.lock")
     try:  # another living process holds run 1: stopping early skips it and says so
-        (ck / "grid-GAN-run1.lock").write_text(str(other.pid))
         veegan.main([*args, "--stop-at", "20"])
         sec = json.loads(out.read_text())["grid"]
         assert len(sec["rows"]["GAN"]["runs"]) == 1 and sec["in_progress"] == {"GAN run 1": 0}
@@ -206,6 +215,7 @@ def test_veegan_runs_held_by_another_process_are_waited_for_or_taken_over(tmp_pa
     finally:
         other.kill()
         other.wait()
+    assert (ck / "grid-GAN-run1.lock").exists()  # the dead owner's file stays; its lock does not
     veegan.main(args)  # its owner died: the run is taken over, and the table completes
     sec = json.loads(out.read_text())["grid"]
     assert [r["seed"] for r in sec["rows"]["GAN"]["runs"]] == [0, 1] and sec["in_progress"] == {}
@@ -256,6 +266,11 @@ def test_veegan_rows_that_try_a_protocol_detail_the_other_way():
     assert one_iteration("GAN-minimax")[0]["loss"] == "minimax"
     _, _, _, opt_G = one_iteration("WGAN-GP-lr")
     assert opt_G.param_groups[0]["lr"] == 1e-4 and veegan.PROTOCOL["lr_g"] == 1e-3
+    # WGAN-GP's toy recipe: its penalty, critic steps, rates and Adam betas
+    cfg, _, _, opt_G = one_iteration("WGAN-GP-toy")
+    assert (cfg["gp_weight"], cfg["n_critic"], opt_G.param_groups[0]["lr"]) == (0.1, 5, 1e-4)
+    assert opt_G.param_groups[0]["betas"] == (0.5, 0.9) and veegan.PROTOCOL["betas"] == (0.5, 0.999)
+    assert one_iteration("WGAN-GP-lr-gp0.1")[0]["gp_weight"] == 0.1
     assert veegan.MATCHES["WGAN-GP-lr"] == "WGAN-GP" and veegan.MATCHES["GAN-alternating"] == "GAN"
 
 
@@ -263,8 +278,18 @@ def test_run_store_claims_once_and_takes_over_a_dead_owners_lock(tmp_path):
     from record import RunStore
     store = RunStore(tmp_path, key="k")
     assert store.claim("a") and not store.claim("a")  # our own living lock holds it
-    (tmp_path / "k-b.lock").write_text("999999999")  # a process id that cannot be alive
+    (tmp_path / "k-b.lock").write_text("999999999")  # a file nobody holds, from a dead process
     assert store.claim("b")
+    other = hold_lock(tmp_path / "k-c.lock")  # a living process holds c, until it dies
+    try:
+        assert not store.claim("c") and not RunStore(tmp_path, key="k").claim("c")
+    finally:
+        other.kill()
+        other.wait()
+    assert store.claim("c")
+    # a file naming a living process that holds no lock (a dead owner's id, since reused) is free
+    (tmp_path / "k-d.lock").write_text(str(os.getppid()))
+    assert store.claim("d")
     store.put("a", {"x": 1})
     assert not store.claim("a") and store.get("a") == {"x": 1}
     assert not (tmp_path / "k-a.lock").exists()
