@@ -43,6 +43,7 @@ COMMANDS = [
     # make them resumable)
     ("veegan.py", ["ring"]),
     ("veegan.py", ["grid"]),
+    ("d_vs_blur.py", []),            # chapter 6: how fast that protocol's D tells the grid from a blur
 ]
 
 

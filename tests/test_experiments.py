@@ -266,12 +266,35 @@ def test_veegan_rows_that_try_a_protocol_detail_the_other_way():
     assert one_iteration("GAN-minimax")[0]["loss"] == "minimax"
     _, _, _, opt_G = one_iteration("WGAN-GP-lr")
     assert opt_G.param_groups[0]["lr"] == 1e-4 and veegan.PROTOCOL["lr_g"] == 1e-3
+    G, D, opt_G, opt_D = veegan.build({**veegan.BASE, **veegan.CONFIGS["Unrolled-5-dlr"]})
+    assert opt_D.param_groups[0]["lr"] == 1e-3 == opt_G.param_groups[0]["lr"]
+    assert veegan.PROTOCOL["lr_d"] == 1e-4
     # WGAN-GP's toy recipe: its penalty, critic steps, rates and Adam betas
     cfg, _, _, opt_G = one_iteration("WGAN-GP-toy")
     assert (cfg["gp_weight"], cfg["n_critic"], opt_G.param_groups[0]["lr"]) == (0.1, 5, 1e-4)
     assert opt_G.param_groups[0]["betas"] == (0.5, 0.9) and veegan.PROTOCOL["betas"] == (0.5, 0.999)
     assert one_iteration("WGAN-GP-lr-gp0.1")[0]["gp_weight"] == 0.1
     assert veegan.MATCHES["WGAN-GP-lr"] == "WGAN-GP" and veegan.MATCHES["GAN-alternating"] == "GAN"
+
+
+def test_d_vs_blur_records_a_curve_per_rate_and_seed(tmp_path):
+    import d_vs_blur
+    out = tmp_path / "d.json"
+    runs = d_vs_blur.main(["--quick", "--out", str(out)])  # 1 seed of 40 steps per rate
+    rec = json.loads(out.read_text())
+    assert rec["quick"] and [r["lr"] for r in rec["runs"]] == [1e-4, 1e-3] == rec["budget"]["lrs"]
+    assert all(list(r["curve"]) == ["20", "40"] for r in rec["runs"])
+    assert rec["runs"] == json.loads(json.dumps(runs))
+    again = d_vs_blur.train(1e-4, 0, 40, 20)  # one seed decides D's weights and every batch
+    assert again["curve"] == runs[0]["curve"]
+    # a D that says nothing (logit 0 everywhere) scores chance, 2 log 2; the blur fills the square
+    x = d_vs_blur.blur(10_000)
+    assert d_vs_blur.d_loss(lambda x: torch.zeros(len(x), 1), x, x).item() == pytest.approx(rec["chance_loss"])
+    assert x.abs().max() <= 5 and x.abs().max() > 4.99 and abs(x.mean()) < 0.1
+    assert d_vs_blur.first_below({"20": {"loss": 1.4}, "40": {"loss": 1.0}, "60": {"loss": 0.5}}, 1.2) == 40
+    assert d_vs_blur.first_below({"20": {"loss": 1.4}}, 1.2) is None
+    with pytest.raises(SystemExit):
+        d_vs_blur.main(["--seeds", "0", "--out", str(out)])
 
 
 def test_run_store_claims_once_and_takes_over_a_dead_owners_lock(tmp_path):
