@@ -378,6 +378,10 @@ def main(argv=None):
         return {name: [runs[i] for i in sorted(runs)] for name, runs in results.items()}
 
     def write():
+        for name, i, ckpt in held:  # runs another process held: read back those it has finished since
+            if i not in results[name] and finished(ckpt):
+                results[name][i] = load_checkpoint(ckpt)["result"]
+                in_progress.pop(f"{name} run {i}", None)
         write_section(args.out, args.kind, with_other_rows(args.out, section(
             args.kind, rows(), args.runs, args.iterations, args.ring_means, args.eval_every,
             args.quick, started, in_progress)))

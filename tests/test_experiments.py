@@ -222,6 +222,34 @@ def test_veegan_runs_held_by_another_process_are_waited_for_or_taken_over(tmp_pa
     assert not list(ck.glob("*.lock"))
 
 
+def test_a_veegan_write_keeps_the_runs_another_process_finished_meanwhile(tmp_path, monkeypatch):
+    # run 0 is held by another process, which finishes it while this one trains run 1: the
+    # file written after run 1 holds both (it held only run 1, until this process ended)
+    import veegan
+    ck, out = tmp_path / "ck", tmp_path / "v.json"
+    ck.mkdir()
+    real, seen = veegan.train_run, {}
+
+    def train_run(kind, name, seed, iterations, ring, eval_every, save_every, ckpt, *rest):
+        if seed == 1:  # meanwhile the other process finishes run 0
+            real(kind, name, 0, iterations, ring, eval_every, save_every, ck / "grid-GAN-run0.pt")
+        if seed == 2:  # the file as written after run 1
+            seen.update(json.loads(out.read_text())["grid"])
+        return real(kind, name, seed, iterations, ring, eval_every, save_every, ckpt, *rest)
+
+    monkeypatch.setattr(veegan, "train_run", train_run)
+    other = hold_lock(ck / "grid-GAN-run0.lock")
+    try:
+        veegan.main(["grid", "--quick", "--only", "GAN", "--runs", "3", "--out", str(out),
+                     "--checkpoints", str(ck), "--no-wait"])
+    finally:
+        other.kill()
+        other.wait()
+    assert [r["seed"] for r in seen["rows"]["GAN"]["runs"]] == [0, 1] and seen["in_progress"] == {}
+    final = json.loads(out.read_text())["grid"]
+    assert [r["seed"] for r in final["rows"]["GAN"]["runs"]] == [0, 1, 2] and final["in_progress"] == {}
+
+
 def test_the_veegan_metrics_are_gdpps_rule():
     import veegan
     from ganlib.mode_metrics import mixture_metrics
