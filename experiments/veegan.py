@@ -70,7 +70,8 @@ CONFIGS = {
     # and with G at D's learning rate (1e-4), as GAN-lr does for the plain GAN
     "Unrolled-5-lr": dict(unroll=5, objective="saddle", lr_g=1e-4),
     # and with D at G's learning rate (1e-3): at the protocol's 1e-4, D alone against a fixed
-    # blur of the grid's square tells the two apart only after about 20,000 iterations
+    # blur of the grid's square barely starts to tell the two apart in 25,000 iterations
+    # (experiments/d_vs_blur.py)
     "Unrolled-5-dlr": dict(unroll=5, objective="saddle", lr_d=1e-3),
     # protocol details tried the other way, to explain where our rows and the papers' differ:
     # G's saturating minimax loss (the notebook's k = 0: its saddle objective without unrolling)
