@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from ganlib.losses import bce_d_loss
 from ganlib.mixtures import sample_mixture
 from record import stamp, write_section  # this folder: one record for every result file
 from veegan import PROTOCOL, STD, VeeganDiscriminator, mixture_means, orthogonal_init
@@ -37,13 +37,6 @@ def blur(n: int) -> torch.Tensor:
     return (torch.rand(n, 2) * 2 - 1) * HALF_WIDTH
 
 
-def d_loss(D, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
-    """D's BCE on real (label 1) and fake (label 0) points, summed as the protocol's D loss."""
-    real, fake = D(x_real), D(x_fake)  # (n, 1) logits each
-    return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-
-
 def train(lr: float, seed: int, steps: int, every: int, n_eval: int = 5_000) -> dict:
     """Train D against the fixed blur; its loss and logit gap every `every` steps."""
     torch.manual_seed(seed)
@@ -52,7 +45,8 @@ def train(lr: float, seed: int, steps: int, every: int, n_eval: int = 5_000) -> 
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=PROTOCOL["betas"], eps=PROTOCOL["eps"])
     curve, start = {}, time.perf_counter()
     for step in range(1, steps + 1):
-        loss = d_loss(D, sample_mixture(means, PROTOCOL["batch_size"], std)[0], blur(PROTOCOL["batch_size"]))
+        x_real, x_fake = sample_mixture(means, PROTOCOL["batch_size"], std)[0], blur(PROTOCOL["batch_size"])
+        loss = bce_d_loss(D(x_real), D(x_fake))  # (batch, 1) logits each: the protocol's D loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -62,7 +56,7 @@ def train(lr: float, seed: int, steps: int, every: int, n_eval: int = 5_000) -> 
                 sigmas = torch.cdist(x_fake, means).min(1).values / std  # (n_eval,) to the nearest centre
                 logits = D(x_fake).squeeze(1)
                 gap = logits[sigmas <= 3].mean() - logits[sigmas > 10].mean()
-                curve[str(step)] = {"loss": round(d_loss(D, x_real, x_fake).item(), 4),
+                curve[str(step)] = {"loss": round(bce_d_loss(D(x_real), D(x_fake)).item(), 4),
                                     "logit_gap": round(gap.item(), 3)}
     return {"lr": lr, "seed": seed, "curve": curve, "seconds": round(time.perf_counter() - start, 1)}
 
