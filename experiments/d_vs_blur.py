@@ -54,9 +54,10 @@ def train(lr: float, seed: int, steps: int, every: int, n_eval: int = 5_000) -> 
             with torch.no_grad():
                 x_real, x_fake = sample_mixture(means, n_eval, std)[0], blur(n_eval)  # (n_eval, 2) each
                 sigmas = torch.cdist(x_fake, means).min(1).values / std  # (n_eval,) to the nearest centre
-                logits = D(x_fake).squeeze(1)
+                fake_logits = D(x_fake)  # (n_eval, 1)
+                logits = fake_logits.squeeze(1)
                 gap = logits[sigmas <= 3].mean() - logits[sigmas > 10].mean()
-                curve[str(step)] = {"loss": round(bce_d_loss(D(x_real), D(x_fake)).item(), 4),
+                curve[str(step)] = {"loss": round(bce_d_loss(D(x_real), fake_logits).item(), 4),
                                     "logit_gap": round(gap.item(), 3)}
     return {"lr": lr, "seed": seed, "curve": curve, "seconds": round(time.perf_counter() - start, 1)}
 
